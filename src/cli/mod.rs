@@ -1,0 +1,153 @@
+//! The command line: flags, subcommands, and what each prints. Calls the service layer only.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::service::{ImportOptions, Library, Progress};
+
+/// dars: an offline lesson server for school computer centres.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    after_help = "Start with `dars serve`, then open http://<this computer>:8080 on a phone."
+)]
+pub struct Args {
+    /// Folder that holds the lesson store [default: ./dars-data]
+    #[arg(long, global = true, env = "DARS_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Configuration file (TOML; see deploy/dars.toml)
+    #[arg(long, global = true, env = "DARS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long, global = true, env = "DARS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve lessons to phones on the local network
+    Serve {
+        /// Address and port to listen on [default: 0.0.0.0:8080]
+        #[arg(long, env = "DARS_LISTEN", value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Import a folder of lesson folders (or one lesson folder) into the store
+    Import {
+        /// The folder to import
+        path: PathBuf,
+    },
+    /// Show what the store holds
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read and re-hash everything in the store; exits nonzero if anything is damaged
+    Verify,
+}
+
+/// Runs the command line; the returned code is the process's exit code.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let listen = match &args.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        data: args.data.clone(),
+        listen,
+    };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    match args.command {
+        Command::Serve { .. } => serve(&config),
+        Command::Import { path } => import(&config, &path),
+        Command::Status { json } => status(&config, json),
+        Command::Verify => verify(&config),
+    }
+}
+
+fn open(config: &Config) -> anyhow::Result<Library> {
+    Library::open(&config.data).with_context(|| format!("cannot open the store in {}", config.data.display()))
+}
+
+fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let library = open(config)?;
+    if let Some(report) = library.load_samples_once()? {
+        tracing::info!("loaded {} sample lessons into the new store", report.added.len());
+        for error in &report.errors {
+            tracing::warn!("sample lesson refused: {error}");
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is another server using that port? Use --listen to choose another",
+                config.listen
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            "serving lessons from {} on {}",
+            library.db_path().display(),
+            crate::http::describe_listen(addr)
+        );
+        let limits = config.limits();
+        let router = crate::http::router(crate::http::AppState::new(library), &limits);
+        crate::http::serve(listener, router, limits, crate::http::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(config: &Config, path: &Path) -> anyhow::Result<ExitCode> {
+    if !path.is_dir() {
+        anyhow::bail!(
+            "{} is not a folder: give the folder that holds the lesson folders",
+            path.display()
+        );
+    }
+    let library = open(config)?;
+    let progress = Progress::new();
+    let started = Instant::now();
+    let report = output::with_progress(&progress, "importing", || {
+        library.import_folder(path, &ImportOptions::default(), &progress)
+    })?;
+    output::print_import(&report, started.elapsed());
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let status = open(config)?.status()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        output::print_status(&status);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(config: &Config) -> anyhow::Result<ExitCode> {
+    let library = open(config)?;
+    let progress = Progress::new();
+    let report = output::with_progress(&progress, "verifying", || library.verify(&progress))?;
+    output::print_verify(&report);
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

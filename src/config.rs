@@ -1,0 +1,173 @@
+//! Settings, layered defaults < config file < environment (`DARS_*`) < command-line flags.
+//! Validated here, with no side effects; an unknown key or a bad value names itself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything dars can be told. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder holding the store.
+    pub data: PathBuf,
+    /// Address and port `dars serve` listens on.
+    pub listen: SocketAddr,
+    /// The centre's name, shown to technicians and announced on the network.
+    pub centre_name: String,
+    /// Publisher public keys whose packages are trusted (the form `dars keygen` prints).
+    pub trusted_keys: Vec<String>,
+    /// Package locations to sync from.
+    pub upstreams: Vec<String>,
+    /// How often to sync, e.g. "6h" or "30m".
+    pub sync_interval: String,
+    /// Where USB sticks appear when plugged in.
+    pub usb_roots: Vec<PathBuf>,
+    /// Seconds a client has to send its request headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take before the server gives up on it.
+    pub request_timeout_secs: u64,
+    /// Open connections at once.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("dars-data"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            centre_name: "dars".to_owned(),
+            trusted_keys: Vec::new(),
+            upstreams: Vec::new(),
+            sync_interval: "6h".to_owned(),
+            usb_roots: ["/media", "/run/media", "/mnt"].iter().map(PathBuf::from).collect(),
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// The environment variables read, without their `DARS_` prefix.
+const ENV_KEYS: &[&str] = &[
+    "data",
+    "listen",
+    "centre_name",
+    "trusted_keys",
+    "upstreams",
+    "sync_interval",
+    "usb_roots",
+    "header_timeout_secs",
+    "request_timeout_secs",
+    "max_connections",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the config file {0} does not exist; create it (see deploy/dars.toml) or leave out --config")]
+    Missing(PathBuf),
+    #[error("bad configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` path (or `DARS_CONFIG`), if any.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Missing(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("DARS_").only(ENV_KEYS))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| {
+            let messages: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError::Invalid(messages.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.centre_name.trim().is_empty() {
+            return Err(ConfigError::Invalid("centre_name must not be empty".to_owned()));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid("max_connections must be at least 1".to_owned()));
+        }
+        if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
+            return Err(ConfigError::Invalid("timeouts must be at least 1 second".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The server's limits from these settings.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections,
+            ..crate::http::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail returns its own large error type
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dars.toml",
+                "data = \"/srv/file\"\nlisten = \"127.0.0.1:9000\"\ncentre_name = \"Quba\"\n",
+            )?;
+            jail.set_env("DARS_LISTEN", "127.0.0.1:9001");
+            let flags = Overrides {
+                data: Some(PathBuf::from("/srv/flag")),
+                listen: None,
+            };
+            let config = Config::load(Some(Path::new("dars.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.data, PathBuf::from("/srv/flag"));
+            assert_eq!(
+                config.listen,
+                "127.0.0.1:9001".parse::<SocketAddr>().map_err(|e| e.to_string())?
+            );
+            assert_eq!(config.centre_name, "Quba");
+            assert_eq!(config.sync_interval, "6h");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "colour = \"red\"\n")?;
+            let err = Config::load(Some(Path::new("a.toml")), &Overrides::default()).expect_err("unknown key");
+            assert!(err.to_string().contains("colour"), "{err}");
+            jail.create_file("b.toml", "listen = \"not an address\"\n")?;
+            let err = Config::load(Some(Path::new("b.toml")), &Overrides::default()).expect_err("bad value");
+            assert!(err.to_string().contains("listen"), "{err}");
+            let err = Config::load(Some(Path::new("missing.toml")), &Overrides::default()).expect_err("missing");
+            assert!(err.to_string().contains("does not exist"), "{err}");
+            Ok(())
+        });
+    }
+}

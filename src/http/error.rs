@@ -1,0 +1,46 @@
+//! The HTTP layer's error type, mapped to status codes in one place. Server errors say nothing
+//! internal to the client; the cause is logged once here.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::service::ServiceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not acceptable")]
+    NotAcceptable,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ServiceError> for HttpError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound => HttpError::NotFound,
+            other => HttpError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            HttpError::NotFound => return super::pages::not_found_page(),
+            HttpError::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
+            HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "no acceptable content coding".to_owned()),
+            HttpError::Internal(cause) => {
+                tracing::error!("internal error: {cause}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; the server log has the details".to_owned(),
+                )
+            }
+        };
+        (status, [(header::CACHE_CONTROL, "no-store")], message).into_response()
+    }
+}

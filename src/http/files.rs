@@ -1,0 +1,195 @@
+//! Lesson files as DESIGN.md §5 requires: stored variants chosen from `Accept-Encoding`,
+//! strong ETags, 304, HEAD, single ranges (206/416), and chunked streaming of large bodies.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::negotiate::{Coding, RangeRequest, choose_coding, if_range_allows, none_match, parse_range};
+use super::{AppState, HttpError};
+use crate::lesson::{check_relative_path, valid_id};
+use crate::store::{BlobInfo, CHUNK_SIZE, FileHit, Storage, Variant};
+
+/// Lesson files may change with a new version; phones keep them this long before asking.
+const CACHE_CONTROL: &str = "public, max-age=600";
+/// Bodies up to this size are read in one go; larger ones stream chunk by chunk.
+const STREAM_ABOVE: u64 = 4 * CHUNK_SIZE as u64;
+
+/// `/lessons/{id}`: relative links in the entry page need the trailing slash.
+pub async fn no_slash(Path(id): Path<String>) -> Result<Response, HttpError> {
+    if !valid_id(&id) {
+        return Err(HttpError::NotFound);
+    }
+    Ok(Redirect::permanent(&format!("/lessons/{id}/")).into_response())
+}
+
+/// `/lessons/{id}/`: the entry page (redirecting when it lives in a sub-folder, so its
+/// relative links resolve).
+pub async fn entry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    if !valid_id(&id) {
+        return Err(HttpError::NotFound);
+    }
+    let lesson = id.clone();
+    let entry = state.blocking(move |lib| lib.entry_of(&lesson)).await?;
+    if entry.contains('/') {
+        return Ok(Redirect::to(&format!("/lessons/{id}/{entry}")).into_response());
+    }
+    serve_file(state, id, entry, method, headers).await
+}
+
+/// `/lessons/{id}/{path}`.
+pub async fn file(
+    State(state): State<AppState>,
+    Path((id, path)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    if !valid_id(&id) || check_relative_path(&path).is_err() {
+        return Err(HttpError::NotFound);
+    }
+    serve_file(state, id, path, method, headers).await
+}
+
+async fn serve_file(
+    state: AppState,
+    id: String,
+    path: String,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let hit = state.blocking(move |lib| lib.find_file(&id, &path)).await?;
+    respond(&state, hit, &method, &headers).await
+}
+
+/// The header value of a request header, if it is valid text.
+fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Builds the response for one stored file.
+pub(super) async fn respond(
+    state: &AppState,
+    hit: FileHit,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, HttpError> {
+    let blob = hit.blob;
+    let available: &[Coding] = match blob.storage {
+        Storage::Text => &[Coding::Zstd, Coding::Gzip, Coding::Identity],
+        Storage::Raw => &[Coding::Identity],
+    };
+    let coding = choose_coding(text(headers, header::ACCEPT_ENCODING), available).ok_or(HttpError::NotAcceptable)?;
+    let (variant, suffix) = match (coding, blob.storage) {
+        (Coding::Zstd, _) => (Variant::Zstd, "-zst"),
+        (Coding::Gzip, _) => (Variant::Gzip, "-gz"),
+        (Coding::Identity, _) => (Variant::Raw, ""),
+    };
+    let etag = format!("\"{}{suffix}\"", blob.hash.short());
+    let len = blob.variant_len(variant);
+
+    let mut out = HeaderMap::new();
+    out.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(|e| HttpError::Internal(e.to_string()))?,
+    );
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if blob.storage == Storage::Text {
+        out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if none_match(text(headers, header::IF_NONE_MATCH), &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&hit.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if coding != Coding::Identity {
+        out.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(if coding == Coding::Zstd { "zstd" } else { "gzip" }),
+        );
+    }
+    let range = if if_range_allows(text(headers, header::IF_RANGE), &etag) {
+        parse_range(text(headers, header::RANGE), len)
+    } else {
+        RangeRequest::Full
+    };
+    let (status, range) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0..len),
+        RangeRequest::Partial(r) => {
+            let value = format!("bytes {}-{}/{len}", r.start, r.end - 1);
+            out.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&value).map_err(|e| HttpError::Internal(e.to_string()))?,
+            );
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+        RangeRequest::Unsatisfiable => {
+            out.remove(header::CONTENT_TYPE);
+            out.remove(header::CONTENT_ENCODING);
+            let value = format!("bytes */{len}");
+            out.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&value).map_err(|e| HttpError::Internal(e.to_string()))?,
+            );
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response());
+        }
+    };
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+    if method == Method::HEAD {
+        return Ok((status, out).into_response());
+    }
+    let body = body(state, blob, variant, range).await?;
+    let mut response = (status, out).into_response();
+    *response.body_mut() = body;
+    Ok(response)
+}
+
+async fn body(
+    state: &AppState,
+    blob: BlobInfo,
+    variant: Variant,
+    range: std::ops::Range<u64>,
+) -> Result<Body, HttpError> {
+    if blob.storage == Storage::Text && variant == Variant::Raw {
+        // Identity of text: decompress (text blobs are bounded in size at import) and slice.
+        let raw = state.blocking(move |lib| lib.read_raw(&blob)).await?;
+        let slice = raw
+            .get(to_usize(range.start)..to_usize(range.end))
+            .unwrap_or_default()
+            .to_vec();
+        return Ok(Body::from(slice));
+    }
+    if range.end - range.start <= STREAM_ABOVE {
+        let bytes = state.blocking(move |lib| lib.read(blob.hash, variant, range)).await?;
+        return Ok(Body::from(bytes));
+    }
+    // Large bodies stream one chunk at a time, so memory stays flat however big the file.
+    let state = state.clone();
+    let step = CHUNK_SIZE as u64;
+    let stream = futures_util::stream::unfold(range.start, move |at| {
+        let state = state.clone();
+        let end = range.end;
+        async move {
+            if at >= end {
+                return None;
+            }
+            let next = ((at / step + 1) * step).min(end);
+            let piece = state.blocking(move |lib| lib.read(blob.hash, variant, at..next)).await;
+            Some((piece.map_err(|e| std::io::Error::other(e.to_string())), next))
+        }
+    });
+    Ok(Body::from_stream(stream))
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}

@@ -1,0 +1,191 @@
+//! The web server: routes, limits, and the accept loop with graceful shutdown. Handlers are
+//! thin: extract, call the service (off the async threads), render.
+
+mod api;
+mod error;
+mod files;
+pub mod negotiate;
+mod pages;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use error::HttpError;
+
+use crate::service::{Library, ServiceError};
+
+/// Limits that protect the server from slow or greedy clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Time a handler has to produce a response (bodies may stream for longer).
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body: usize,
+    /// Open connections at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_body: 64 * 1024,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    library: Library,
+}
+
+impl AppState {
+    pub fn new(library: Library) -> Self {
+        AppState {
+            inner: Arc::new(Inner { library }),
+        }
+    }
+
+    /// Runs blocking store work on tokio's blocking pool: the one place sync meets async.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, HttpError>
+    where
+        F: FnOnce(&Library) -> Result<T, ServiceError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || f(&state.inner.library))
+            .await
+            .map_err(|e| HttpError::Internal(format!("blocking task failed: {e}")))?
+            .map_err(HttpError::from)
+    }
+}
+
+/// All routes, with the limits applied.
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(api::healthz))
+        .route("/api/v1/lessons", get(api::list))
+        .route("/api/v1/lessons/{id}", get(api::detail))
+        .route("/lessons/{id}", get(files::no_slash))
+        .route("/lessons/{id}/", get(files::entry))
+        .route("/lessons/{id}/{*path}", get(files::file))
+        .fallback(pages::not_found)
+        .layer(RequestBodyLimitLayer::new(limits.max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish
+/// (for at most 10 s) and returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = router.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("some connections were still open at shutdown"),
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The address clients should type, for log lines: the bound address, or this machine's
+/// name when bound to all interfaces.
+pub fn describe_listen(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://<this computer's address>:{} (all interfaces)", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}

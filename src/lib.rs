@@ -1,0 +1,20 @@
+//! dars: an offline-first lesson server for school computer centres.
+//!
+//! # Layout
+//! - [`lesson`]: the lesson source format (`lesson.toml`) and its validation rules.
+//! - [`store`]: the SQLite file: schema migrations, content-addressed blobs, the catalogue.
+//! - [`service`]: the operations cli and http share (import, lookup, status, verify).
+//! - [`http`]: the axum server: lesson files, JSON API, pages, limits, graceful shutdown.
+//! - [`config`]: settings layered defaults < file < environment < flags.
+//! - [`cli`]: the command line.
+//! - [`content`]: the sample lessons built into the binary.
+//!
+//! Data flows one way: `cli`/`http` -> `service` -> `store`.
+
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod http;
+pub mod lesson;
+pub mod service;
+pub mod store;

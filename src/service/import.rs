@@ -1,0 +1,262 @@
+//! Importing lesson folders into the store: read, hash, compress what is new, and make each
+//! lesson visible in one transaction once all of its blobs are stored.
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::media::{is_compressible, media_type};
+use super::progress::Progress;
+use super::scan::{FileSource, Scan, ScannedFile, ScannedLesson};
+use super::{ServiceError, io_error};
+use crate::lesson::LessonError;
+use crate::store::{self, BlobWriter, FileEntry, Hash, NewLesson, Origin, StoredBlob};
+
+/// Files up to this size are read whole and compressed in memory; larger ones are streamed
+/// and stored raw (a text file this big is rare in a lesson, and streaming keeps memory flat).
+const WHOLE_FILE_LIMIT: u64 = 8 * 1024 * 1024;
+/// Blobs waiting for their lesson are committed early when they pass this many bytes.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Unused blobs younger than this are left for a concurrent import that may still need them.
+const GC_GRACE_SECS: i64 = 3600;
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub origin: Origin,
+    /// zstd level for text; higher is smaller and slower.
+    pub zstd_level: i32,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            origin: Origin::Local,
+            zstd_level: 12,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub blobs_written: u64,
+    pub bytes_read: u64,
+    pub bytes_stored: u64,
+    /// Lessons that were refused, with what to fix; the others were imported.
+    pub errors: Vec<LessonError>,
+}
+
+/// Imports every valid lesson of `scan`; invalid ones are reported in the result.
+pub fn import_scan(
+    conn: &mut Connection,
+    scan: Scan,
+    opts: &ImportOptions,
+    progress: &Progress,
+) -> Result<ImportReport, ServiceError> {
+    let mut report = ImportReport {
+        errors: scan.errors,
+        ..ImportReport::default()
+    };
+    let total: u64 = scan.lessons.iter().map(ScannedLesson::total_size).sum();
+    progress.set_totals(scan.lessons.len() as u64, total);
+    for lesson in &scan.lessons {
+        progress.set_current(&lesson.meta.id);
+        match import_lesson(conn, lesson, opts, progress, &mut report) {
+            Ok(()) => {}
+            Err(ServiceError::Lesson(err)) => report.errors.push(*err),
+            Err(other) => return Err(other),
+        }
+        progress.item_done();
+    }
+    store::collect_garbage(conn, GC_GRACE_SECS)?;
+    Ok(report)
+}
+
+fn import_lesson(
+    conn: &mut Connection,
+    lesson: &ScannedLesson,
+    opts: &ImportOptions,
+    progress: &Progress,
+    report: &mut ImportReport,
+) -> Result<(), ServiceError> {
+    let mut entries = Vec::with_capacity(lesson.files.len());
+    let mut pending: Vec<StoredBlob> = Vec::new();
+    let mut pending_hashes: HashSet<Hash> = HashSet::new();
+    let mut pending_bytes = 0usize;
+    for file in &lesson.files {
+        let entry = if file.size <= WHOLE_FILE_LIMIT {
+            let raw = read_whole(lesson, file)?;
+            let media = media_type(&file.path, &raw);
+            let hash = Hash::of(&raw);
+            if !pending_hashes.contains(&hash) && !store::blob_exists(conn, hash)? {
+                let blob = store::prepare_blob(raw, is_compressible(&media), opts.zstd_level)
+                    .map_err(|e| io_error(&lesson.dir.join(&file.path), e))?;
+                pending_bytes += blob.variants.iter().map(|(_, b)| b.len()).sum::<usize>();
+                pending_hashes.insert(hash);
+                pending.push(blob);
+            }
+            FileEntry {
+                path: file.path.clone(),
+                hash,
+                size: file.size,
+                media_type: media,
+            }
+        } else {
+            stream_large(conn, lesson, file, report)?
+        };
+        progress.add_bytes(file.size);
+        report.bytes_read += file.size;
+        entries.push(entry);
+        if pending_bytes > BATCH_BYTES {
+            commit_blobs(conn, &mut pending, report)?;
+            pending_bytes = 0;
+        }
+    }
+    let new = NewLesson {
+        meta: lesson.meta.clone(),
+        origin: opts.origin.clone(),
+        seq: 0,
+        files: entries,
+    };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let before = store::current_digest(&tx, &new.meta.id)?;
+    if before == Some(new.digest()) && pending.is_empty() {
+        report.unchanged.push(new.meta.id.clone());
+        return Ok(());
+    }
+    write_pending(&tx, &pending, report)?;
+    store::replace_lesson(&tx, &new)?;
+    tx.commit()?;
+    if before.is_some() {
+        report.updated.push(new.meta.id.clone());
+    } else {
+        report.added.push(new.meta.id.clone());
+    }
+    Ok(())
+}
+
+fn read_whole(lesson: &ScannedLesson, file: &ScannedFile) -> Result<Vec<u8>, ServiceError> {
+    match &file.source {
+        FileSource::Memory(bytes) => Ok(bytes.to_vec()),
+        FileSource::Disk(path) => {
+            let mut raw = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+            std::fs::File::open(path)
+                .and_then(|f| f.take(WHOLE_FILE_LIMIT + 1).read_to_end(&mut raw))
+                .map_err(|e| io_error(path, e))?;
+            if raw.len() as u64 != file.size {
+                return Err(changed_while_reading(lesson, file));
+            }
+            Ok(raw)
+        }
+    }
+}
+
+fn changed_while_reading(lesson: &ScannedLesson, file: &ScannedFile) -> ServiceError {
+    ServiceError::Lesson(Box::new(LessonError::new(
+        &lesson.dir.join(&file.path),
+        Some(&lesson.meta.id),
+        "the file changed size while it was being read",
+        "finish copying the lesson, then import it again",
+    )))
+}
+
+/// Large files: hash in one pass, then (if new) store in chunks over several transactions.
+fn stream_large(
+    conn: &mut Connection,
+    lesson: &ScannedLesson,
+    file: &ScannedFile,
+    report: &mut ImportReport,
+) -> Result<FileEntry, ServiceError> {
+    let FileSource::Disk(path) = &file.source else {
+        return Err(ServiceError::Internal(format!("{} is too large to embed", file.path)));
+    };
+    let open = || std::fs::File::open(path).map_err(|e| io_error(path, e));
+    let (hash, len) = store::hash_reader(open()?).map_err(|e| io_error(path, e))?;
+    if len != file.size {
+        return Err(changed_while_reading(lesson, file));
+    }
+    let mut head = vec![0; 4096];
+    let n = open()?.read(&mut head).map_err(|e| io_error(path, e))?;
+    let media = media_type(&file.path, &head[..n])
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if !store::blob_exists(conn, hash)? {
+        let mut reader = open()?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0; store::CHUNK_SIZE];
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut writer = BlobWriter::start(&tx, hash, len)?;
+        tx.commit()?;
+        let mut since_commit = 0usize;
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        loop {
+            let n = read_full(&mut reader, &mut buf).map_err(|e| io_error(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            writer.write(&tx, &buf[..n])?;
+            since_commit += n;
+            if since_commit >= BATCH_BYTES {
+                tx.commit()?;
+                tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                since_commit = 0;
+            }
+        }
+        if Hash(*hasher.finalize().as_bytes()) != hash {
+            return Err(changed_while_reading(lesson, file));
+        }
+        writer.finish(&tx)?;
+        tx.commit()?;
+        report.blobs_written += 1;
+        report.bytes_stored += len;
+    }
+    Ok(FileEntry {
+        path: file.path.clone(),
+        hash,
+        size: len,
+        media_type: media,
+    })
+}
+
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn commit_blobs(
+    conn: &mut Connection,
+    pending: &mut Vec<StoredBlob>,
+    report: &mut ImportReport,
+) -> Result<(), ServiceError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    write_pending(&tx, pending, report)?;
+    tx.commit()?;
+    pending.clear();
+    Ok(())
+}
+
+fn write_pending(tx: &Connection, pending: &[StoredBlob], report: &mut ImportReport) -> Result<(), ServiceError> {
+    for blob in pending {
+        if store::write_blob(tx, blob)? {
+            report.blobs_written += 1;
+            report.bytes_stored += blob.variants.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+        }
+    }
+    Ok(())
+}

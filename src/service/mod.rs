@@ -1,0 +1,228 @@
+//! The operations that the command line and the web server share: import, lookup of lessons
+//! and files, status and verification. No HTTP or CLI types in here; only this layer touches
+//! the store.
+
+mod import;
+mod media;
+mod progress;
+mod scan;
+mod verify;
+
+use std::path::{Path, PathBuf};
+
+pub use import::{ImportOptions, ImportReport};
+pub use media::{is_compressible, media_type};
+pub use progress::{Progress, Snapshot};
+pub use scan::{Scan, scan_folder, scan_memory};
+pub use verify::{Problem, VerifyReport};
+
+use crate::lesson::LessonError;
+use crate::store::{self, BlobInfo, FileEntry, FileHit, LessonFilter, LessonRow, Origin, Pool, StoreError, Variant};
+
+/// Errors of the service layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Lesson(Box<LessonError>),
+    #[error("no lesson folders found in {0}: a lesson folder holds a lesson.toml (see README.md, \"Lesson format\")")]
+    NothingToImport(PathBuf),
+    #[error("not found")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for ServiceError {
+    fn from(e: rusqlite::Error) -> Self {
+        ServiceError::Store(StoreError::Sqlite(e))
+    }
+}
+
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> ServiceError {
+    ServiceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn not_found(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound => ServiceError::NotFound,
+        other => ServiceError::Store(other),
+    }
+}
+
+/// A lesson with its files, for the detail view.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LessonDetail {
+    #[serde(flatten)]
+    pub lesson: LessonRow,
+    pub file_list: Vec<FileEntry>,
+}
+
+/// What `dars status` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub data_file: PathBuf,
+    pub schema_version: i64,
+    pub lessons: u64,
+    pub blobs: u64,
+    pub raw_bytes: u64,
+    /// (encoding, blobs, stored bytes)
+    pub stored: Vec<(String, u64, u64)>,
+    pub file_bytes: u64,
+}
+
+/// The lesson library: the store and the operations on it.
+#[derive(Debug)]
+pub struct Library {
+    pool: Pool,
+}
+
+const SAMPLES_KEY: &str = "samples_loaded";
+
+impl Library {
+    /// Opens (creating or migrating) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, ServiceError> {
+        Ok(Library {
+            pool: Pool::open(data_dir)?,
+        })
+    }
+
+    /// The path of the database file.
+    pub fn db_path(&self) -> &Path {
+        self.pool.path()
+    }
+
+    /// Imports a folder of lesson folders (or one lesson folder) as local lessons.
+    pub fn import_folder(
+        &self,
+        path: &Path,
+        opts: &ImportOptions,
+        progress: &Progress,
+    ) -> Result<ImportReport, ServiceError> {
+        let scan = scan_folder(path).map_err(|e| io_error(path, e))?;
+        if scan.lessons.is_empty() && scan.errors.is_empty() {
+            return Err(ServiceError::NothingToImport(path.to_path_buf()));
+        }
+        self.pool
+            .with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?
+    }
+
+    /// On a store that has never held lessons, loads the sample lessons built into dars.
+    /// Returns what was imported, or `None` when the store was already set up.
+    pub fn load_samples_once(&self) -> Result<Option<ImportReport>, ServiceError> {
+        let done = self.pool.with(|conn| {
+            let flag: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [SAMPLES_KEY],
+                |r| r.get(0),
+            ))?;
+            Ok(flag.is_some() || store::count_lessons(conn)? > 0)
+        })?;
+        let report = if done {
+            None
+        } else {
+            let opts = ImportOptions {
+                origin: Origin::Sample,
+                ..ImportOptions::default()
+            };
+            let scan = crate::content::samples();
+            Some(
+                self.pool
+                    .with(|conn| Ok(import::import_scan(conn, scan, &opts, &Progress::new())))??,
+            )
+        };
+        self.pool.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, '1')",
+                [SAMPLES_KEY],
+            )?;
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
+    /// Visible lessons matching `filter`.
+    pub fn lessons(&self, filter: &LessonFilter) -> Result<Vec<LessonRow>, ServiceError> {
+        Ok(self.pool.with(|conn| store::list_lessons(conn, filter))?)
+    }
+
+    /// One lesson with its files.
+    pub fn lesson(&self, id: &str) -> Result<LessonDetail, ServiceError> {
+        self.pool
+            .with(|conn| {
+                let lesson = store::get_lesson(conn, id)?;
+                let file_list = store::files_of(conn, id)?;
+                Ok(LessonDetail { lesson, file_list })
+            })
+            .map_err(not_found)
+    }
+
+    /// The entry path of a visible lesson.
+    pub fn entry_of(&self, id: &str) -> Result<String, ServiceError> {
+        self.pool
+            .with(|conn| store::get_lesson(conn, id))
+            .map(|l| l.meta.entry)
+            .map_err(not_found)
+    }
+
+    /// A file of a visible lesson.
+    pub fn find_file(&self, id: &str, path: &str) -> Result<FileHit, ServiceError> {
+        self.pool
+            .with(|conn| store::find_file(conn, id, path))?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Bytes `range` of one stored variant of a blob.
+    pub fn read(
+        &self,
+        hash: store::Hash,
+        variant: Variant,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        Ok(self.pool.with(|conn| store::read_variant(conn, hash, variant, range))?)
+    }
+
+    /// The raw bytes of a blob (decompressed when stored as text).
+    pub fn read_raw(&self, info: &BlobInfo) -> Result<Vec<u8>, ServiceError> {
+        Ok(self.pool.with(|conn| store::read_raw(conn, info))?)
+    }
+
+    /// Number of visible lessons (for health checks).
+    pub fn count_lessons(&self) -> Result<u64, ServiceError> {
+        Ok(self.pool.with(|conn| store::count_lessons(conn))?)
+    }
+
+    /// Figures for `dars status`.
+    pub fn status(&self) -> Result<Status, ServiceError> {
+        let file_bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.db_path().display())).ok())
+            .map(|m| m.len())
+            .sum();
+        self.pool
+            .with(|conn| {
+                let (blobs, raw_bytes, per) = store::blob_stats(conn)?;
+                Ok(Status {
+                    data_file: self.db_path().to_path_buf(),
+                    schema_version: store::schema_version(conn)?,
+                    lessons: store::count_lessons(conn)?,
+                    blobs,
+                    raw_bytes,
+                    stored: per.into_iter().map(|(v, n, b)| (v.name().to_owned(), n, b)).collect(),
+                    file_bytes,
+                })
+            })
+            .map_err(ServiceError::from)
+    }
+
+    /// Re-hashes every blob and checks the database; names every lesson file that is damaged.
+    pub fn verify(&self, progress: &Progress) -> Result<VerifyReport, ServiceError> {
+        Ok(self.pool.with(|conn| verify::verify_store(conn, progress))?)
+    }
+}

@@ -1,0 +1,510 @@
+//! Content-addressed blobs: hashing, compression into stored variants, chunked writes and
+//! ranged reads, and verification.
+
+use std::fmt;
+use std::io::Read;
+use std::ops::Range;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Result, StoreError, now_secs};
+
+/// The size of one stored chunk: a Range request reads whole chunks and no more.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// BLAKE3 hash of a file's raw bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub fn of(bytes: &[u8]) -> Self {
+        Hash(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn to_hex(self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    pub fn from_hex(text: &str) -> Option<Self> {
+        blake3::Hash::from_hex(text).ok().map(|h| Hash(*h.as_bytes()))
+    }
+
+    /// A short form for ETags and log lines (128 bits is plenty to tell versions apart).
+    pub fn short(self) -> String {
+        self.to_hex()[..32].to_owned()
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_hex())
+    }
+}
+
+/// How a blob is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Media and anything that does not compress: the raw bytes, served as they are.
+    Raw = 0,
+    /// Text: a zstd variant (also the source of identity responses) and a gzip variant.
+    Text = 1,
+}
+
+/// One stored form of a blob's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Raw = 0,
+    Zstd = 1,
+    Gzip = 2,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Raw => "identity",
+            Variant::Zstd => "zstd",
+            Variant::Gzip => "gzip",
+        }
+    }
+
+    fn from_i64(v: i64) -> Option<Self> {
+        match v {
+            0 => Some(Variant::Raw),
+            1 => Some(Variant::Zstd),
+            2 => Some(Variant::Gzip),
+            _ => None,
+        }
+    }
+}
+
+/// What the store knows of a complete blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub hash: Hash,
+    pub size: u64,
+    pub storage: Storage,
+    pub zstd_size: u64,
+    pub gzip_size: u64,
+}
+
+impl BlobInfo {
+    /// The length of a stored variant; `Raw` of a text blob is its decompressed size.
+    pub fn variant_len(&self, variant: Variant) -> u64 {
+        match variant {
+            Variant::Raw => self.size,
+            Variant::Zstd => self.zstd_size,
+            Variant::Gzip => self.gzip_size,
+        }
+    }
+}
+
+/// A blob made ready for writing: hashing and compression done, outside any transaction.
+#[derive(Debug)]
+pub struct StoredBlob {
+    pub hash: Hash,
+    pub size: u64,
+    pub storage: Storage,
+    /// For `Raw`: one entry. For `Text`: zstd then gzip.
+    pub variants: Vec<(Variant, Vec<u8>)>,
+}
+
+/// Text smaller than this share of its raw size after compression is worth keeping as text.
+const TEXT_GAIN: f64 = 0.95;
+
+/// Prepares `raw` for storing: text (when `compressible`) becomes zstd at `zstd_level` plus a
+/// gzip variant from libdeflate level 12 (smaller than `gzip -9`); anything else stays raw.
+pub fn prepare_blob(raw: Vec<u8>, compressible: bool, zstd_level: i32) -> std::io::Result<StoredBlob> {
+    let hash = Hash::of(&raw);
+    let size = raw.len() as u64;
+    if compressible && !raw.is_empty() {
+        let zstd = zstd::bulk::compress(&raw, zstd_level)?;
+        if (zstd.len() as f64) < size as f64 * TEXT_GAIN {
+            let gzip = gzip(&raw);
+            return Ok(StoredBlob {
+                hash,
+                size,
+                storage: Storage::Text,
+                variants: vec![(Variant::Zstd, zstd), (Variant::Gzip, gzip)],
+            });
+        }
+    }
+    Ok(StoredBlob {
+        hash,
+        size,
+        storage: Storage::Raw,
+        variants: vec![(Variant::Raw, raw)],
+    })
+}
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    let level = libdeflater::CompressionLvl::new(12).unwrap_or_else(|_| libdeflater::CompressionLvl::best());
+    let mut compressor = libdeflater::Compressor::new(level);
+    let mut out = vec![0; compressor.gzip_compress_bound(raw.len())];
+    let written = compressor
+        .gzip_compress(raw, &mut out)
+        .unwrap_or_else(|_| unreachable!("the output buffer is sized by gzip_compress_bound"));
+    out.truncate(written);
+    out
+}
+
+/// Whether a complete blob with this hash is stored.
+pub fn blob_exists(conn: &Connection, hash: Hash) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND complete = 1")?;
+    Ok(stmt.exists([&hash.0[..]])?)
+}
+
+/// The metadata of a complete blob.
+pub fn blob_info(conn: &Connection, hash: Hash) -> Result<BlobInfo> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT size, storage, coalesce(zstd_size, 0), coalesce(gzip_size, 0) FROM blobs WHERE hash = ?1 AND complete = 1",
+    )?;
+    stmt.query_row([&hash.0[..]], |row| {
+        Ok(BlobInfo {
+            hash,
+            size: row.get(0)?,
+            storage: if row.get::<_, i64>(1)? == 1 {
+                Storage::Text
+            } else {
+                Storage::Raw
+            },
+            zstd_size: row.get(2)?,
+            gzip_size: row.get(3)?,
+        })
+    })
+    .optional()?
+    .ok_or(StoreError::NotFound)
+}
+
+/// Writes a prepared blob in the caller's transaction. Returns false when it was already
+/// stored (a duplicate write is success).
+pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
+    if blob_exists(conn, blob.hash)? {
+        return Ok(false);
+    }
+    let len_of = |variant| {
+        blob.variants
+            .iter()
+            .find(|(v, _)| *v == variant)
+            .map(|(_, b)| b.len() as u64)
+    };
+    // A half-written blob left by a killed import is replaced whole.
+    conn.execute("DELETE FROM blobs WHERE hash = ?1", [&blob.hash.0[..]])?;
+    conn.prepare_cached(
+        "INSERT INTO blobs (hash, size, storage, zstd_size, gzip_size, complete, added_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+    )?
+    .execute(params![
+        &blob.hash.0[..],
+        blob.size,
+        blob.storage as i64,
+        len_of(Variant::Zstd),
+        len_of(Variant::Gzip),
+        now_secs()
+    ])?;
+    for (variant, bytes) in &blob.variants {
+        insert_chunks(conn, blob.hash, *variant, 0, bytes)?;
+    }
+    Ok(true)
+}
+
+fn insert_chunks(conn: &Connection, hash: Hash, variant: Variant, first: usize, bytes: &[u8]) -> Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT INTO chunks (hash, variant, idx, data) VALUES (?1, ?2, ?3, ?4)")?;
+    let pieces: Box<dyn Iterator<Item = &[u8]>> = if bytes.is_empty() {
+        Box::new(std::iter::once(bytes))
+    } else {
+        Box::new(bytes.chunks(CHUNK_SIZE))
+    };
+    for (i, piece) in pieces.enumerate() {
+        stmt.execute(params![&hash.0[..], variant as i64, first + i, piece])?;
+    }
+    Ok(())
+}
+
+/// Writes a large raw blob whose hash is already known, chunk by chunk, over as many
+/// transactions as the caller likes. Until `finish`, the blob is incomplete and invisible.
+#[derive(Debug)]
+pub struct BlobWriter {
+    hash: Hash,
+    size: u64,
+    next_idx: usize,
+    written: u64,
+    buffer: Vec<u8>,
+}
+
+impl BlobWriter {
+    /// Starts (or restarts) writing blob `hash` of `size` raw bytes.
+    pub fn start(conn: &Connection, hash: Hash, size: u64) -> Result<Self> {
+        conn.execute("DELETE FROM blobs WHERE hash = ?1 AND complete = 0", [&hash.0[..]])?;
+        conn.execute(
+            "INSERT INTO blobs (hash, size, storage, complete, added_at) VALUES (?1, ?2, 0, 0, ?3)",
+            params![&hash.0[..], size, now_secs()],
+        )?;
+        Ok(BlobWriter {
+            hash,
+            size,
+            next_idx: 0,
+            written: 0,
+            buffer: Vec::with_capacity(CHUNK_SIZE),
+        })
+    }
+
+    /// Appends bytes, storing every full chunk.
+    pub fn write(&mut self, conn: &Connection, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let take = (CHUNK_SIZE - self.buffer.len()).min(bytes.len());
+            self.buffer.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buffer.len() == CHUNK_SIZE {
+                self.flush(conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, conn: &Connection) -> Result<()> {
+        insert_chunks(conn, self.hash, Variant::Raw, self.next_idx, &self.buffer)?;
+        self.next_idx += 1;
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Stores the last chunk and marks the blob complete. The caller has checked the hash.
+    pub fn finish(mut self, conn: &Connection) -> Result<()> {
+        if !self.buffer.is_empty() || self.next_idx == 0 {
+            self.flush(conn)?;
+        }
+        if self.written != self.size {
+            return Err(StoreError::Corrupt(
+                self.hash.to_hex(),
+                format!("{} bytes written, {} expected", self.written, self.size),
+            ));
+        }
+        conn.execute("UPDATE blobs SET complete = 1 WHERE hash = ?1", [&self.hash.0[..]])?;
+        Ok(())
+    }
+}
+
+/// Reads `range` of one stored variant, touching only the chunks it covers.
+pub fn read_variant(conn: &Connection, hash: Hash, variant: Variant, range: Range<u64>) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+    if range.start >= range.end {
+        return Ok(out);
+    }
+    let chunk = CHUNK_SIZE as u64;
+    let first = range.start / chunk;
+    let last = (range.end - 1) / chunk;
+    let mut stmt = conn.prepare_cached(
+        "SELECT idx, data FROM chunks WHERE hash = ?1 AND variant = ?2 AND idx BETWEEN ?3 AND ?4 ORDER BY idx",
+    )?;
+    let mut rows = stmt.query(params![&hash.0[..], variant as i64, first, last])?;
+    let mut expect = first;
+    while let Some(row) = rows.next()? {
+        let idx: u64 = row.get(0)?;
+        let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        if idx != expect {
+            return Err(StoreError::Corrupt(
+                hash.to_hex(),
+                format!("chunk {expect} of {} is missing", variant.name()),
+            ));
+        }
+        let base = idx * chunk;
+        let from = usize::try_from(range.start.saturating_sub(base))
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let to = usize::try_from(range.end - base).unwrap_or(usize::MAX).min(data.len());
+        out.extend_from_slice(&data[from..to]);
+        expect += 1;
+    }
+    if out.len() as u64 != range.end - range.start {
+        return Err(StoreError::Corrupt(
+            hash.to_hex(),
+            format!("{} variant is shorter than recorded", variant.name()),
+        ));
+    }
+    Ok(out)
+}
+
+/// The raw bytes of a blob, decompressing text. Use for whole files of bounded size.
+pub fn read_raw(conn: &Connection, info: &BlobInfo) -> Result<Vec<u8>> {
+    match info.storage {
+        Storage::Raw => read_variant(conn, info.hash, Variant::Raw, 0..info.size),
+        Storage::Text => {
+            let zstd = read_variant(conn, info.hash, Variant::Zstd, 0..info.zstd_size)?;
+            let capacity = usize::try_from(info.size).unwrap_or(usize::MAX);
+            zstd::bulk::decompress(&zstd, capacity)
+                .map_err(|e| StoreError::Corrupt(info.hash.to_hex(), format!("zstd: {e}")))
+        }
+    }
+}
+
+/// Re-reads a blob and checks that every variant decodes to bytes with the recorded hash
+/// and size. Returns a description of the first problem found.
+pub fn verify_blob(conn: &Connection, info: &BlobInfo) -> Result<Option<String>> {
+    let check = |label: &str, bytes: &[u8]| {
+        if bytes.len() as u64 != info.size {
+            Some(format!("{label} has {} bytes, {} expected", bytes.len(), info.size))
+        } else if Hash::of(bytes) != info.hash {
+            Some(format!("{label} does not match its hash"))
+        } else {
+            None
+        }
+    };
+    match info.storage {
+        Storage::Raw => {
+            let mut hasher = blake3::Hasher::new();
+            let mut len = 0u64;
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM chunks WHERE hash = ?1 AND variant = 0 ORDER BY idx")?;
+            let mut rows = stmt.query([&info.hash.0[..]])?;
+            while let Some(row) = rows.next()? {
+                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                hasher.update(data);
+                len += data.len() as u64;
+            }
+            if len != info.size {
+                return Ok(Some(format!("raw bytes are {len} long, {} expected", info.size)));
+            }
+            Ok((Hash(*hasher.finalize().as_bytes()) != info.hash)
+                .then(|| "raw bytes do not match their hash".to_owned()))
+        }
+        Storage::Text => {
+            let raw = match read_raw(conn, info) {
+                Ok(raw) => raw,
+                Err(StoreError::Corrupt(_, why)) => return Ok(Some(why)),
+                Err(e) => return Err(e),
+            };
+            if let Some(problem) = check("zstd variant", &raw) {
+                return Ok(Some(problem));
+            }
+            let gz = match read_variant(conn, info.hash, Variant::Gzip, 0..info.gzip_size) {
+                Ok(gz) => gz,
+                Err(StoreError::Corrupt(_, why)) => return Ok(Some(why)),
+                Err(e) => return Err(e),
+            };
+            let mut decoder = libdeflater::Decompressor::new();
+            let mut out = vec![0; raw.len()];
+            match decoder.gzip_decompress(&gz, &mut out) {
+                Ok(n) if n == out.len() => Ok(check("gzip variant", &out)),
+                Ok(n) => Ok(Some(format!("gzip variant has {n} bytes, {} expected", info.size))),
+                Err(e) => Ok(Some(format!("gzip variant does not decode: {e}"))),
+            }
+        }
+    }
+}
+
+/// Counts for `dars status`: (blobs, raw bytes) and (variant, blobs, stored bytes).
+pub type BlobStats = (u64, u64, Vec<(Variant, u64, u64)>);
+
+/// Counts for `dars status`.
+pub fn blob_stats(conn: &Connection) -> Result<BlobStats> {
+    let (count, raw): (u64, u64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(size), 0) FROM blobs WHERE complete = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut stmt =
+        conn.prepare("SELECT variant, count(DISTINCT hash), sum(length(data)) FROM chunks GROUP BY variant")?;
+    let per = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?
+        .filter_map(|row| row.ok().and_then(|(v, n, b)| Variant::from_i64(v).map(|v| (v, n, b))))
+        .collect();
+    Ok((count, raw, per))
+}
+
+/// Hashes a reader in one streaming pass, returning the hash and the length.
+pub fn hash_reader(mut reader: impl Read) -> std::io::Result<(Hash, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((Hash(*hasher.finalize().as_bytes()), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrate;
+    use std::path::Path;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        migrate(&mut conn, Path::new(":memory:")).expect("migrate");
+        conn
+    }
+
+    #[test]
+    fn text_round_trips_through_both_variants() {
+        let conn = db();
+        let raw = "<p>Salam, dünya! Dərs başlayır.</p>\n".repeat(2000).into_bytes();
+        let blob = prepare_blob(raw.clone(), true, 3).expect("prepare");
+        assert_eq!(blob.storage, Storage::Text);
+        assert!(write_blob(&conn, &blob).expect("write"));
+        assert!(
+            !write_blob(&conn, &blob).expect("again"),
+            "a duplicate write stores nothing"
+        );
+        let info = blob_info(&conn, blob.hash).expect("info");
+        assert_eq!(read_raw(&conn, &info).expect("raw"), raw);
+        assert_eq!(verify_blob(&conn, &info).expect("verify"), None);
+        let gz = read_variant(&conn, info.hash, Variant::Gzip, 0..info.gzip_size).expect("gzip");
+        assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    }
+
+    #[test]
+    fn ranged_reads_cross_chunk_boundaries() {
+        let conn = db();
+        let raw: Vec<u8> = (0..CHUNK_SIZE * 3 + 17).map(|i| (i % 251) as u8).collect();
+        let blob = prepare_blob(raw.clone(), false, 3).expect("prepare");
+        write_blob(&conn, &blob).expect("write");
+        let start = CHUNK_SIZE as u64 - 5;
+        let end = 2 * CHUNK_SIZE as u64 + 9;
+        let got = read_variant(&conn, blob.hash, Variant::Raw, start..end).expect("read");
+        assert_eq!(got, &raw[start as usize..end as usize]);
+    }
+
+    #[test]
+    fn an_unfinished_writer_leaves_no_visible_blob() {
+        let conn = db();
+        let raw = vec![7u8; CHUNK_SIZE + 10];
+        let hash = Hash::of(&raw);
+        let mut writer = BlobWriter::start(&conn, hash, raw.len() as u64).expect("start");
+        writer.write(&conn, &raw[..CHUNK_SIZE]).expect("write");
+        assert!(!blob_exists(&conn, hash).expect("exists"));
+        let mut writer = BlobWriter::start(&conn, hash, raw.len() as u64).expect("restart");
+        writer.write(&conn, &raw).expect("write");
+        writer.finish(&conn).expect("finish");
+        let info = blob_info(&conn, hash).expect("info");
+        assert_eq!(verify_blob(&conn, &info).expect("verify"), None);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_found_by_verify() {
+        let conn = db();
+        let blob = prepare_blob(
+            b"plain text that compresses well well well well well".repeat(50),
+            true,
+            3,
+        )
+        .expect("p");
+        write_blob(&conn, &blob).expect("write");
+        conn.execute("UPDATE chunks SET data = zeroblob(length(data)) WHERE variant = 2", [])
+            .expect("corrupt");
+        let info = blob_info(&conn, blob.hash).expect("info");
+        let problem = verify_blob(&conn, &info).expect("verify");
+        assert!(problem.is_some_and(|p| p.contains("gzip")));
+    }
+}

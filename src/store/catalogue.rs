@@ -1,0 +1,279 @@
+//! The catalogue: which lessons are visible, their metadata, and the files (paths to blobs)
+//! of each. A lesson is replaced by its new version in one transaction.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::blobs::{BlobInfo, Hash, Storage};
+use super::{Result, StoreError, now_secs};
+use crate::lesson::LessonMeta;
+
+/// Where a lesson came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
+pub enum Origin {
+    /// Imported from a folder or uploaded by a teacher: unsigned.
+    Local,
+    /// One of the sample lessons built into dars.
+    Sample,
+    /// Signed by the publisher with this key id.
+    Publisher(String),
+}
+
+impl Origin {
+    pub fn as_db(&self) -> String {
+        match self {
+            Origin::Local => "local".to_owned(),
+            Origin::Sample => "sample".to_owned(),
+            Origin::Publisher(key) => format!("key:{key}"),
+        }
+    }
+
+    fn from_db(text: &str) -> Self {
+        match text {
+            "sample" => Origin::Sample,
+            other => other
+                .strip_prefix("key:")
+                .map_or(Origin::Local, |key| Origin::Publisher(key.to_owned())),
+        }
+    }
+}
+
+impl From<Origin> for String {
+    fn from(origin: Origin) -> String {
+        origin.as_db()
+    }
+}
+
+/// One file of a lesson.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEntry {
+    pub path: String,
+    #[serde(serialize_with = "hex")]
+    pub hash: Hash,
+    pub size: u64,
+    pub media_type: String,
+}
+
+fn hex<S: serde::Serializer>(hash: &Hash, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hash.to_hex())
+}
+
+/// A lesson version ready to become visible: every blob it names must already be stored.
+#[derive(Debug, Clone)]
+pub struct NewLesson {
+    pub meta: LessonMeta,
+    pub origin: Origin,
+    pub seq: i64,
+    pub files: Vec<FileEntry>,
+}
+
+impl NewLesson {
+    /// A digest of everything visible about this version: equal digests mean nothing changed.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
+        hasher.update(&meta);
+        hasher.update(self.origin.as_db().as_bytes());
+        hasher.update(&self.seq.to_le_bytes());
+        let mut files: Vec<&FileEntry> = self.files.iter().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        for file in files {
+            hasher.update(file.path.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(&file.hash.0);
+            hasher.update(file.media_type.as_bytes());
+            hasher.update(&[0]);
+        }
+        *hasher.finalize().as_bytes()
+    }
+}
+
+/// A visible lesson as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LessonRow {
+    #[serde(flatten)]
+    pub meta: LessonMeta,
+    pub origin: Origin,
+    pub seq: i64,
+    pub size: u64,
+    pub files: u64,
+    pub imported_at: i64,
+}
+
+/// Filters for listing lessons; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct LessonFilter {
+    pub language: Option<String>,
+    pub grade: Option<u8>,
+    pub subject: Option<String>,
+}
+
+/// A file found by lesson id and path, with its blob.
+#[derive(Debug, Clone)]
+pub struct FileHit {
+    pub media_type: String,
+    pub blob: BlobInfo,
+}
+
+/// The digest of the visible version of lesson `id`, if any.
+pub fn current_digest(conn: &Connection, id: &str) -> Result<Option<[u8; 32]>> {
+    let digest: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT digest FROM lessons WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(digest.and_then(|d| d.try_into().ok()))
+}
+
+/// Makes `lesson` the visible version of its id, replacing any older one. Call inside a
+/// transaction: the old version's files go with it, so readers see old or new, never a mix.
+pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
+    let meta = &lesson.meta;
+    conn.execute("DELETE FROM lessons WHERE id = ?1", [&meta.id])?;
+    let total: u64 = lesson.files.iter().map(|f| f.size).sum();
+    conn.prepare_cached(
+        "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        meta.id,
+        meta.title,
+        meta.language,
+        meta.grade,
+        meta.subject,
+        meta.summary,
+        meta.entry,
+        meta.order,
+        lesson.origin.as_db(),
+        lesson.seq,
+        &lesson.digest()[..],
+        total,
+        now_secs(),
+    ])?;
+    let rowid = conn.last_insert_rowid();
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO files (lesson, path, hash, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for file in &lesson.files {
+        stmt.execute(params![rowid, file.path, &file.hash.0[..], file.size, file.media_type])?;
+    }
+    Ok(())
+}
+
+/// Removes lesson `id`; returns whether it existed.
+pub fn remove_lesson(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM lessons WHERE id = ?1", [id])? > 0)
+}
+
+/// Finds a file of a visible lesson, with its blob's metadata, in one query.
+pub fn find_file(conn: &Connection, lesson_id: &str, path: &str) -> Result<Option<FileHit>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.media_type, b.hash, b.size, b.storage, coalesce(b.zstd_size, 0), coalesce(b.gzip_size, 0)
+         FROM lessons l JOIN files f ON f.lesson = l.rowid JOIN blobs b ON b.hash = f.hash
+         WHERE l.id = ?1 AND f.path = ?2 AND b.complete = 1",
+    )?;
+    Ok(stmt
+        .query_row([lesson_id, path], |row| {
+            let hash: Vec<u8> = row.get(1)?;
+            Ok(FileHit {
+                media_type: row.get(0)?,
+                blob: BlobInfo {
+                    hash: Hash(hash.try_into().unwrap_or([0; 32])),
+                    size: row.get(2)?,
+                    storage: if row.get::<_, i64>(3)? == 1 {
+                        Storage::Text
+                    } else {
+                        Storage::Raw
+                    },
+                    zstd_size: row.get(4)?,
+                    gzip_size: row.get(5)?,
+                },
+            })
+        })
+        .optional()?)
+}
+
+const LESSON_COLUMNS: &str = "l.id, l.title, l.language, l.grade, l.subject, l.summary, l.entry, l.sort_order,
+     l.origin, l.seq, l.total_size, (SELECT count(*) FROM files f WHERE f.lesson = l.rowid), l.imported_at";
+
+fn lesson_row(row: &Row<'_>) -> rusqlite::Result<LessonRow> {
+    Ok(LessonRow {
+        meta: LessonMeta {
+            id: row.get(0)?,
+            title: row.get(1)?,
+            language: row.get(2)?,
+            grade: row.get(3)?,
+            subject: row.get(4)?,
+            summary: row.get(5)?,
+            entry: row.get(6)?,
+            order: row.get(7)?,
+        },
+        origin: Origin::from_db(&row.get::<_, String>(8)?),
+        seq: row.get(9)?,
+        size: row.get(10)?,
+        files: row.get(11)?,
+        imported_at: row.get(12)?,
+    })
+}
+
+/// Visible lessons matching `filter`, ordered by language, grade, subject, order and title.
+pub fn list_lessons(conn: &Connection, filter: &LessonFilter) -> Result<Vec<LessonRow>> {
+    let sql = format!(
+        "SELECT {LESSON_COLUMNS} FROM lessons l
+         WHERE (?1 IS NULL OR l.language = ?1) AND (?2 IS NULL OR l.grade = ?2) AND (?3 IS NULL OR l.subject = ?3)
+         ORDER BY l.language, l.grade, l.subject, l.sort_order, l.title, l.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![filter.language, filter.grade, filter.subject], lesson_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One visible lesson.
+pub fn get_lesson(conn: &Connection, id: &str) -> Result<LessonRow> {
+    let sql = format!("SELECT {LESSON_COLUMNS} FROM lessons l WHERE l.id = ?1");
+    conn.prepare_cached(&sql)?
+        .query_row([id], lesson_row)
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// The files of a visible lesson, by path.
+pub fn files_of(conn: &Connection, id: &str) -> Result<Vec<FileEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.path, f.hash, f.size, f.media_type FROM files f JOIN lessons l ON f.lesson = l.rowid
+         WHERE l.id = ?1 ORDER BY f.path",
+    )?;
+    let rows = stmt.query_map([id], |row| {
+        let hash: Vec<u8> = row.get(1)?;
+        Ok(FileEntry {
+            path: row.get(0)?,
+            hash: Hash(hash.try_into().unwrap_or([0; 32])),
+            size: row.get(2)?,
+            media_type: row.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The (lesson id, path) pairs whose content is blob `hash`, for naming what is corrupt.
+pub fn files_using(conn: &Connection, hash: Hash) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.id, f.path FROM files f JOIN lessons l ON f.lesson = l.rowid WHERE f.hash = ?1 ORDER BY l.id, f.path",
+    )?;
+    let rows = stmt.query_map([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Number of visible lessons.
+pub fn count_lessons(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row("SELECT count(*) FROM lessons", [], |r| r.get(0))?)
+}
+
+/// Deletes blobs no lesson uses, once they are older than `grace_secs` (so a concurrent
+/// import's blobs, stored but not yet committed to a lesson, are left alone). Returns how
+/// many went.
+pub fn collect_garbage(conn: &Connection, grace_secs: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM blobs WHERE added_at < ?1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = blobs.hash)",
+        [now_secs() - grace_secs],
+    )?)
+}

@@ -1,0 +1,122 @@
+//! The SQLite store: one file in WAL mode holding the catalogue of lessons and the
+//! content-addressed blobs they point to. Synchronous; callers cross into async themselves.
+
+mod blobs;
+mod catalogue;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use blobs::{
+    BlobInfo, BlobWriter, CHUNK_SIZE, Hash, Storage, StoredBlob, Variant, blob_exists, blob_info, blob_stats,
+    hash_reader, prepare_blob, read_raw, read_variant, verify_blob, write_blob,
+};
+pub use catalogue::{
+    FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, collect_garbage, count_lessons, current_digest,
+    files_of, files_using, find_file, get_lesson, list_lessons, remove_lesson, replace_lesson,
+};
+pub use schema::{SCHEMA_VERSION, migrate, schema_version};
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this dars understands ({supported}); install a newer dars"
+    )]
+    TooNew { path: PathBuf, found: i64, supported: i64 },
+    #[error("blob {0} is corrupt: {1}")]
+    Corrupt(String, String),
+    #[error("not found")]
+    NotFound,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The name of the database file inside the data folder.
+pub const DB_FILE: &str = "dars.sqlite";
+
+/// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
+pub fn open(data_dir: &Path) -> Result<Connection> {
+    std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
+        path: data_dir.to_path_buf(),
+        source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+    })?;
+    let path = data_dir.join(DB_FILE);
+    let mut conn = connect(&path, OpenFlags::default())?;
+    migrate(&mut conn, &path)?;
+    Ok(conn)
+}
+
+/// Opens an existing, migrated store for reading and writing without running migrations.
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL lets readers (phones) go on while an import writes; synchronous=FULL makes every
+    // commit durable before it returns, so a power cut never loses a committed lesson.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// A small pool of connections for the server's blocking readers. A `std::sync::Mutex` is
+/// right here: it is held only to push or pop a connection, never across an await.
+#[derive(Debug)]
+pub struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    /// Opens the store (migrating it) and keeps that first connection for reuse.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let conn = open(data_dir)?;
+        Ok(Pool {
+            path: data_dir.join(DB_FILE),
+            idle: Mutex::new(vec![conn]),
+        })
+    }
+
+    /// The database file this pool reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with a connection from the pool, opening a new one when none is idle.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let taken = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let mut conn = match taken {
+            Some(conn) => conn,
+            None => connect(&self.path, OpenFlags::default())?,
+        };
+        let result = f(&mut conn);
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// Seconds since the Unix epoch, for timestamps kept in the store.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,133 @@
+//! Schema migrations keyed on `PRAGMA user_version`: append-only, each in its own transaction.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: blobs, their chunks, and the catalogue.
+    r"
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- A blob is the content of one file, addressed by the BLAKE3 hash of its raw bytes.
+    -- storage 0: raw (media), one variant; storage 1: text, kept as zstd plus a gzip variant.
+    -- A blob is usable only once complete = 1: big blobs are written over several transactions
+    -- and a half-written one (after a kill) is resumed or collected, never served.
+    CREATE TABLE blobs (
+        hash BLOB PRIMARY KEY,
+        size INTEGER NOT NULL,
+        storage INTEGER NOT NULL,
+        zstd_size INTEGER,
+        gzip_size INTEGER,
+        complete INTEGER NOT NULL,
+        added_at INTEGER NOT NULL
+    );
+
+    -- The stored bytes of each variant (0 raw, 1 zstd, 2 gzip) cut into CHUNK_SIZE pieces,
+    -- so a Range request or a resumed transfer reads only the pieces it needs.
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL REFERENCES blobs(hash) ON DELETE CASCADE,
+        variant INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        UNIQUE (hash, variant, idx)
+    );
+
+    -- One row per visible lesson; a new version replaces the row in one transaction.
+    CREATE TABLE lessons (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        language TEXT NOT NULL,
+        grade INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        sort_order INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        total_size INTEGER NOT NULL,
+        imported_at INTEGER NOT NULL
+    );
+    CREATE INDEX lessons_browse ON lessons (language, grade, subject, sort_order);
+
+    CREATE TABLE files (
+        lesson INTEGER NOT NULL REFERENCES lessons(rowid) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        hash BLOB NOT NULL REFERENCES blobs(hash),
+        size INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        PRIMARY KEY (lesson, path)
+    ) WITHOUT ROWID;
+    CREATE INDEX files_hash ON files (hash);
+    ",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The schema version of an open store.
+pub fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Applies every migration the store has not seen yet. Running it twice is a no-op.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found = schema_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the write lock.
+        let now: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if now > i64::try_from(index).unwrap_or(i64::MAX) {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        migrate(&mut conn, Path::new(":memory:")).expect("first");
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .expect("count");
+        migrate(&mut conn, Path::new(":memory:")).expect("second");
+        let again: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(tables, again);
+        assert_eq!(schema_version(&conn).expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_store_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("set");
+        let err = migrate(&mut conn, Path::new("x")).expect_err("too new");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
