@@ -144,7 +144,7 @@ pub fn parse_meta(text: &str, file: &Path) -> Result<LessonMeta, LessonError> {
 fn toml_error(err: &toml::de::Error, text: &str, file: &Path) -> LessonError {
     let line = err
         .span()
-        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
     let where_ = line.map(|l| format!(" at line {l}")).unwrap_or_default();
     let message = err.message();
     let fix = if message.contains("unknown field") {
