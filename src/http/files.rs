@@ -38,7 +38,7 @@ pub async fn entry(
     let lesson = id.clone();
     let entry = state.blocking(move |lib| lib.entry_of(&lesson)).await?;
     if entry.contains('/') {
-        return Ok(Redirect::to(&format!("/lessons/{id}/{entry}")).into_response());
+        return Ok(Redirect::temporary(&format!("/lessons/{id}/{entry}")).into_response());
     }
     serve_file(state, id, entry, method, headers).await
 }

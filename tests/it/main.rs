@@ -1,0 +1,8 @@
+//! Integration tests: a real SQLite file in a temp folder, the real server on a port-0
+//! listener, real HTTP. Only `cli` spawns the binary.
+
+mod api;
+mod cli;
+mod common;
+mod files;
+mod import;
