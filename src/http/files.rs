@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::negotiate::{Coding, RangeRequest, choose_coding, if_range_allows, none_match, parse_range};
 use super::{AppState, HttpError};
 use crate::lesson::{check_relative_path, valid_id};
+use crate::service::BODY_LIMIT;
 use crate::store::{BlobInfo, CHUNK_SIZE, FileHit, Storage, Variant};
 
 /// Lesson files may change with a new version; phones keep them this long before asking.
@@ -63,7 +64,10 @@ async fn serve_file(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let hit = state.blocking(move |lib| lib.find_file(&id, &path)).await?;
+    let hit = match state.library().cached_file(&id, &path) {
+        Some(hit) => hit,
+        None => state.blocking(move |lib| lib.find_file(&id, &path)).await?,
+    };
     respond(&state, hit, &method, &headers).await
 }
 
@@ -159,14 +163,16 @@ async fn body(
     variant: Variant,
     range: std::ops::Range<u64>,
 ) -> Result<Body, HttpError> {
-    if blob.storage == Storage::Text && variant == Variant::Raw {
-        // Identity of text: decompress (text blobs are bounded in size at import) and slice.
-        let raw = state.blocking(move |lib| lib.read_raw(&blob)).await?;
-        let slice = raw
-            .get(to_usize(range.start)..to_usize(range.end))
-            .unwrap_or_default()
-            .to_vec();
-        return Ok(Body::from(slice));
+    let len = blob.variant_len(variant);
+    if len <= BODY_LIMIT || (blob.storage == Storage::Text && variant == Variant::Raw) {
+        // Small bodies (and identity of text, bounded in size at import) are read whole,
+        // from the cache when they are there, and sliced.
+        let whole = match state.library().cached_body(blob.hash, variant) {
+            Some(body) => body,
+            None => state.blocking(move |lib| lib.body(&blob, variant)).await?,
+        };
+        let range = to_usize(range.start).min(whole.len())..to_usize(range.end).min(whole.len());
+        return Ok(Body::from(whole.slice(range)));
     }
     if range.end - range.start <= STREAM_ABOVE {
         let bytes = state.blocking(move |lib| lib.read(blob.hash, variant, range)).await?;

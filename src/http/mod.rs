@@ -63,10 +63,17 @@ struct Inner {
 }
 
 impl AppState {
+    /// State for a long-running server: the library also watches for other processes' commits.
     pub fn new(library: Library) -> Self {
+        library.watch_for_changes();
         AppState {
             inner: Arc::new(Inner { library }),
         }
+    }
+
+    /// For non-blocking calls only (cache probes); store work goes through `blocking`.
+    fn library(&self) -> &Library {
+        &self.inner.library
     }
 
     /// Runs blocking store work on tokio's blocking pool: the one place sync meets async.

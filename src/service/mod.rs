@@ -2,6 +2,7 @@
 //! and files, status and verification. No HTTP or CLI types in here; only this layer touches
 //! the store.
 
+mod cache;
 mod import;
 mod media;
 mod progress;
@@ -9,7 +10,11 @@ mod scan;
 mod verify;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use bytes::Bytes;
+
+pub use cache::BODY_LIMIT;
 pub use import::{ImportOptions, ImportReport};
 pub use media::{is_compressible, media_type};
 pub use progress::{Progress, Snapshot};
@@ -81,6 +86,7 @@ pub struct Status {
 #[derive(Debug)]
 pub struct Library {
     pool: Pool,
+    caches: Arc<cache::Caches>,
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
@@ -90,7 +96,14 @@ impl Library {
     pub fn open(data_dir: &Path) -> Result<Self, ServiceError> {
         Ok(Library {
             pool: Pool::open(data_dir)?,
+            caches: Arc::new(cache::Caches::new()),
         })
+    }
+
+    /// Starts watching the store for commits by other processes (a concurrent `dars import`),
+    /// so cached lookups follow them within 0.2 s. For long-running servers.
+    pub fn watch_for_changes(&self) {
+        cache::watch(&self.caches, self.db_path().to_path_buf());
     }
 
     /// The path of the database file.
@@ -109,8 +122,9 @@ impl Library {
         if scan.lessons.is_empty() && scan.errors.is_empty() {
             return Err(ServiceError::NothingToImport(path.to_path_buf()));
         }
-        self.pool
-            .with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?
+        let report = self.pool.with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?;
+        self.caches.invalidate();
+        report
     }
 
     /// On a store that has never held lessons, loads the sample lessons built into dars.
@@ -132,10 +146,9 @@ impl Library {
                 ..ImportOptions::default()
             };
             let scan = crate::content::samples();
-            Some(
-                self.pool
-                    .with(|conn| Ok(import::import_scan(conn, scan, &opts, &Progress::new())))??,
-            )
+            let report = self.pool.with(|conn| Ok(import::import_scan(conn, scan, &opts, &Progress::new())))??;
+            self.caches.invalidate();
+            Some(report)
         };
         self.pool.with(|conn| {
             conn.execute(
@@ -171,11 +184,40 @@ impl Library {
             .map_err(not_found)
     }
 
+    /// A file of a visible lesson, if the lookup is cached (never blocks).
+    pub fn cached_file(&self, id: &str, path: &str) -> Option<FileHit> {
+        self.caches.file(id, path)
+    }
+
     /// A file of a visible lesson.
     pub fn find_file(&self, id: &str, path: &str) -> Result<FileHit, ServiceError> {
-        self.pool
-            .with(|conn| store::find_file(conn, id, path))?
-            .ok_or(ServiceError::NotFound)
+        if let Some(hit) = self.caches.file(id, path) {
+            return Ok(hit);
+        }
+        // Read the generation first: a commit during the query makes this entry stale at once.
+        let generation = self.caches.generation();
+        let hit = self.pool.with(|conn| store::find_file(conn, id, path))?.ok_or(ServiceError::NotFound)?;
+        self.caches.put_file(id, path, generation, hit.clone());
+        Ok(hit)
+    }
+
+    /// A whole variant of a blob, if cached (never blocks).
+    pub fn cached_body(&self, hash: store::Hash, variant: Variant) -> Option<Bytes> {
+        self.caches.body(hash, variant)
+    }
+
+    /// A whole variant of a blob (`Raw` of text is decompressed); small ones are cached.
+    pub fn body(&self, info: &BlobInfo, variant: Variant) -> Result<Bytes, ServiceError> {
+        if let Some(body) = self.caches.body(info.hash, variant) {
+            return Ok(body);
+        }
+        let bytes = self.pool.with(|conn| match (info.storage, variant) {
+            (store::Storage::Text, Variant::Raw) => store::read_raw(conn, info),
+            _ => store::read_variant(conn, info.hash, variant, 0..info.variant_len(variant)),
+        })?;
+        let body = Bytes::from(bytes);
+        self.caches.put_body(info.hash, variant, body.clone());
+        Ok(body)
     }
 
     /// Bytes `range` of one stored variant of a blob.
@@ -188,7 +230,7 @@ impl Library {
         Ok(self.pool.with(|conn| store::read_variant(conn, hash, variant, range))?)
     }
 
-    /// The raw bytes of a blob (decompressed when stored as text).
+    /// The raw bytes of a blob (decompressed when stored as text), read whole.
     pub fn read_raw(&self, info: &BlobInfo) -> Result<Vec<u8>, ServiceError> {
         Ok(self.pool.with(|conn| store::read_raw(conn, info))?)
     }

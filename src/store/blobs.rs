@@ -57,7 +57,7 @@ pub enum Storage {
 }
 
 /// One stored form of a blob's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Variant {
     Raw = 0,
     Zstd = 1,
