@@ -157,6 +157,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_config_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dars.toml");
+        let config = Config::load(Some(&example), &Overrides::default()).expect("deploy/dars.toml");
+        assert_eq!(config.centre_name, "Quba computer centre");
+        assert_eq!(config.data, PathBuf::from("/var/lib/dars"));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_named() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("a.toml", "colour = \"red\"\n")?;
