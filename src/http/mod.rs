@@ -187,12 +187,29 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The address clients should type, for log lines: the bound address, or this machine's
-/// name when bound to all interfaces.
-pub fn describe_listen(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("http://<this computer's address>:{} (all interfaces)", addr.port())
+/// The addresses phones can reach the server on: the bound address, or, when bound to all
+/// interfaces, every IPv4 address of this machine's network cards that are up (not loopback).
+pub fn lan_addresses(bound: SocketAddr) -> Vec<SocketAddr> {
+    if !bound.ip().is_unspecified() {
+        return vec![bound];
+    }
+    let mut found: Vec<SocketAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.is_loopback() && !i.is_link_local() && i.ip().is_ipv4() && i.is_oper_up())
+        .map(|i| SocketAddr::new(i.ip(), bound.port()))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The URLs to show a technician when the server starts.
+pub fn describe_listen(bound: SocketAddr) -> String {
+    let urls: Vec<String> = lan_addresses(bound).iter().map(|a| format!("http://{a}/")).collect();
+    if urls.is_empty() {
+        format!("http://{bound}/ (no network card is up yet)")
     } else {
-        format!("http://{addr}")
+        urls.join(" and ")
     }
 }
