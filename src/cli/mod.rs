@@ -87,7 +87,11 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
             tracing::warn!("sample lesson refused: {error}");
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Blocking store work is bounded by the server itself; keep the pool small to match.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
             format!(

@@ -60,14 +60,24 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     library: Library,
+    /// Bounds store work running at once: enough to keep a disk and two cores busy, few
+    /// enough that 500 waiting phones do not open 500 SQLite connections (each with its own
+    /// page cache) or 500 threads.
+    store_slots: Semaphore,
 }
+
+/// Store reads running at once.
+const STORE_SLOTS: usize = 8;
 
 impl AppState {
     /// State for a long-running server: the library also watches for other processes' commits.
     pub fn new(library: Library) -> Self {
         library.watch_for_changes();
         AppState {
-            inner: Arc::new(Inner { library }),
+            inner: Arc::new(Inner {
+                library,
+                store_slots: Semaphore::new(STORE_SLOTS),
+            }),
         }
     }
 
@@ -82,6 +92,12 @@ impl AppState {
         F: FnOnce(&Library) -> Result<T, ServiceError> + Send + 'static,
         T: Send + 'static,
     {
+        let _slot = self
+            .inner
+            .store_slots
+            .acquire()
+            .await
+            .map_err(|e| HttpError::Internal(format!("store slots closed: {e}")))?;
         let state = self.clone();
         tokio::task::spawn_blocking(move || f(&state.inner.library))
             .await

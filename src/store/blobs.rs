@@ -2,6 +2,7 @@
 //! ranged reads, and verification.
 
 use std::fmt;
+use std::cell::RefCell;
 use std::io::Read;
 use std::ops::Range;
 
@@ -118,12 +119,13 @@ pub struct StoredBlob {
 const TEXT_GAIN: f64 = 0.95;
 
 /// Prepares `raw` for storing: text (when `compressible`) becomes zstd at `zstd_level` plus a
-/// gzip variant from libdeflate level 12 (smaller than `gzip -9`); anything else stays raw.
+/// gzip variant from libdeflate level 9 (about 1 % smaller than `gzip -9` on documentation
+/// HTML, at 60 MB/s where level 12 manages 4); anything else stays raw.
 pub fn prepare_blob(raw: Vec<u8>, compressible: bool, zstd_level: i32) -> std::io::Result<StoredBlob> {
     let hash = Hash::of(&raw);
     let size = raw.len() as u64;
     if compressible && !raw.is_empty() {
-        let zstd = zstd::bulk::compress(&raw, zstd_level)?;
+        let zstd = zstd_compress(&raw, zstd_level)?;
         if (zstd.len() as f64) < size as f64 * TEXT_GAIN {
             let gzip = gzip(&raw);
             return Ok(StoredBlob {
@@ -142,15 +144,39 @@ pub fn prepare_blob(raw: Vec<u8>, compressible: bool, zstd_level: i32) -> std::i
     })
 }
 
+thread_local! {
+    // Compressor contexts are large (tens of MB for zstd); each import thread keeps one.
+    static ZSTD: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DEFLATE: RefCell<Option<libdeflater::Compressor>> = const { RefCell::new(None) };
+}
+
+fn zstd_compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, compressor)) => compressor.compress(raw),
+            None => zstd::bulk::compress(raw, level),
+        }
+    })
+}
+
 fn gzip(raw: &[u8]) -> Vec<u8> {
-    let level = libdeflater::CompressionLvl::new(12).unwrap_or_else(|_| libdeflater::CompressionLvl::best());
-    let mut compressor = libdeflater::Compressor::new(level);
-    let mut out = vec![0; compressor.gzip_compress_bound(raw.len())];
-    let written = compressor
-        .gzip_compress(raw, &mut out)
-        .unwrap_or_else(|_| unreachable!("the output buffer is sized by gzip_compress_bound"));
-    out.truncate(written);
-    out
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = slot.get_or_insert_with(|| {
+            let level = libdeflater::CompressionLvl::new(9).unwrap_or_else(|_| libdeflater::CompressionLvl::best());
+            libdeflater::Compressor::new(level)
+        });
+        let mut out = vec![0; compressor.gzip_compress_bound(raw.len())];
+        let written = compressor
+            .gzip_compress(raw, &mut out)
+            .unwrap_or_else(|_| unreachable!("the output buffer is sized by gzip_compress_bound"));
+        out.truncate(written);
+        out
+    })
 }
 
 /// Whether a complete blob with this hash is stored.
