@@ -419,3 +419,47 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_download_in_progress_finish() {
+    let big: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let for_fill = big.clone();
+    let server = TestServer::start(move |data| {
+        let src = tempfile::tempdir().expect("src");
+        write_lesson(
+            src.path(),
+            "film",
+            &[("index.html", b"<p>x</p>"), ("film.mp4", &for_fill)],
+        );
+        import(data, src.path());
+    })
+    .await;
+    let mut resp = client()
+        .get(server.url("/lessons/film/film.mp4"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut got = resp.chunk().await.expect("first chunk").expect("some bytes").to_vec();
+    let addr = server.addr;
+    let stopping = tokio::spawn(server.stop());
+    // New connections are refused once the listener is closed...
+    let mut refused = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(refused, "the listener should close on shutdown");
+    // ...while the download in progress completes.
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got.len(), big.len());
+    assert!(got == big);
+    stopping.await.expect("stopped");
+}
