@@ -62,7 +62,8 @@ impl Caches {
 
     /// Remembers a lookup made when the generation was `generation`.
     pub fn put_file(&self, lesson: &str, path: &str, generation: u64, hit: FileHit) {
-        self.files.insert((lesson.to_owned(), path.to_owned()), (generation, hit));
+        self.files
+            .insert((lesson.to_owned(), path.to_owned()), (generation, hit));
     }
 
     pub fn generation(&self) -> u64 {
@@ -84,26 +85,28 @@ impl Caches {
 /// lookups when one happens. The thread ends when the caches are dropped.
 pub fn watch(caches: &Arc<Caches>, db: PathBuf) {
     let weak: Weak<Caches> = Arc::downgrade(caches);
-    let spawned = std::thread::Builder::new().name("dars-watch".to_owned()).spawn(move || {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match rusqlite::Connection::open_with_flags(&db, flags) {
-            Ok(conn) => conn,
-            Err(e) => return tracing::warn!("cannot watch {} for changes: {e}", db.display()),
-        };
-        let version = |conn: &rusqlite::Connection| -> Option<i64> {
-            conn.pragma_query_value(None, "data_version", |r| r.get(0)).ok()
-        };
-        let mut last = version(&conn);
-        loop {
-            std::thread::sleep(WATCH_EVERY);
-            let Some(caches) = weak.upgrade() else { return };
-            let now = version(&conn);
-            if now != last {
-                caches.invalidate();
-                last = now;
+    let spawned = std::thread::Builder::new()
+        .name("dars-watch".to_owned())
+        .spawn(move || {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = match rusqlite::Connection::open_with_flags(&db, flags) {
+                Ok(conn) => conn,
+                Err(e) => return tracing::warn!("cannot watch {} for changes: {e}", db.display()),
+            };
+            let version = |conn: &rusqlite::Connection| -> Option<i64> {
+                conn.pragma_query_value(None, "data_version", |r| r.get(0)).ok()
+            };
+            let mut last = version(&conn);
+            loop {
+                std::thread::sleep(WATCH_EVERY);
+                let Some(caches) = weak.upgrade() else { return };
+                let now = version(&conn);
+                if now != last {
+                    caches.invalidate();
+                    last = now;
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::warn!("cannot start the change watcher: {e}");
     }

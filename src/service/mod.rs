@@ -122,7 +122,9 @@ impl Library {
         if scan.lessons.is_empty() && scan.errors.is_empty() {
             return Err(ServiceError::NothingToImport(path.to_path_buf()));
         }
-        let report = self.pool.with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?;
+        let report = self
+            .pool
+            .with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?;
         self.caches.invalidate();
         report
     }
@@ -146,7 +148,9 @@ impl Library {
                 ..ImportOptions::default()
             };
             let scan = crate::content::samples();
-            let report = self.pool.with(|conn| Ok(import::import_scan(conn, scan, &opts, &Progress::new())))??;
+            let report = self
+                .pool
+                .with(|conn| Ok(import::import_scan(conn, scan, &opts, &Progress::new())))??;
             self.caches.invalidate();
             Some(report)
         };
@@ -196,7 +200,10 @@ impl Library {
         }
         // Read the generation first: a commit during the query makes this entry stale at once.
         let generation = self.caches.generation();
-        let hit = self.pool.with(|conn| store::find_file(conn, id, path))?.ok_or(ServiceError::NotFound)?;
+        let hit = self
+            .pool
+            .with(|conn| store::find_file(conn, id, path))?
+            .ok_or(ServiceError::NotFound)?;
         self.caches.put_file(id, path, generation, hit.clone());
         Ok(hit)
     }

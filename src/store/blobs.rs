@@ -1,8 +1,8 @@
 //! Content-addressed blobs: hashing, compression into stored variants, chunked writes and
 //! ranged reads, and verification.
 
-use std::fmt;
 use std::cell::RefCell;
+use std::fmt;
 use std::io::Read;
 use std::ops::Range;
 
