@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`lesson`]: the lesson source format (`lesson.toml`) and its validation rules.
+//! - [`keys`]: publisher keys (Ed25519), their text forms and fingerprints.
+//! - [`package`]: the signed package format that travels by USB, mirror and peer.
 //! - [`store`]: the SQLite file: schema migrations, content-addressed blobs, the catalogue.
 //! - [`service`]: the operations cli and http share (import, lookup, status, verify).
 //! - [`http`]: the axum server: lesson files, JSON API, pages, limits, graceful shutdown.
@@ -15,6 +17,8 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod http;
+pub mod keys;
 pub mod lesson;
+pub mod package;
 pub mod service;
 pub mod store;

@@ -1,6 +1,15 @@
 //! The command line: flags, subcommands, and what each prints. Calls the service layer only.
 
+/// Prints a line to stdout; a closed pipe (`dars status | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod output;
+mod packages;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,10 +50,48 @@ enum Command {
         #[arg(long, env = "DARS_LISTEN", value_name = "ADDR:PORT")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Import a folder of lesson folders (or one lesson folder) into the store
+    /// Import lessons: a folder of lesson folders, one lesson folder, a signed package folder,
+    /// or a USB stick holding DARS/
     Import {
         /// The folder to import
         path: PathBuf,
+        /// Only check: verify signatures and every file, store nothing
+        #[arg(long)]
+        check: bool,
+        /// Accept a package older than the one installed from the same publisher
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
+    /// Write lessons this centre holds as a package onto a USB stick (into DIR/DARS/)
+    Export {
+        /// The stick's folder (its mount point)
+        dir: PathBuf,
+        /// Only these lessons (repeat the flag); all lessons when left out
+        #[arg(long = "lesson", value_name = "ID")]
+        lessons: Vec<String>,
+    },
+    /// Make a new publisher key pair (the secret file is written once, readable only by you)
+    Keygen {
+        /// Where to write the secret key; the public key goes to FILE.pub
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Build a signed package from a folder of lesson folders
+    Publish {
+        /// The folder of lesson folders
+        src: PathBuf,
+        /// The secret key file made by `dars keygen`
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The package folder to write (created if needed)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Sequence number; must be higher than the last one published [default: date and time, YYYYMMDDHHMM]
+        #[arg(long, value_name = "N")]
+        seq: Option<u64>,
+        /// Do not try a zstd dictionary trained on the package's own text
+        #[arg(long)]
+        no_dictionary: bool,
     },
     /// Show what the store holds
     Status {
@@ -52,8 +99,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-read and re-hash everything in the store; exits nonzero if anything is damaged
-    Verify,
+    /// Re-read and re-hash everything in the store, or in a package folder when PATH is given;
+    /// exits nonzero if anything is damaged
+    Verify {
+        /// A package folder or USB stick to check instead of the store
+        path: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; the returned code is the process's exit code.
@@ -69,13 +120,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref(), &overrides)?;
     match args.command {
         Command::Serve { .. } => serve(&config),
-        Command::Import { path } => import(&config, &path),
+        Command::Import {
+            path,
+            check,
+            allow_downgrade,
+        } => {
+            if crate::service::package::is_package(&path) {
+                packages::import(&config, &path, check, allow_downgrade)
+            } else {
+                import(&config, &path, check)
+            }
+        }
+        Command::Export { dir, lessons } => packages::export(&config, &dir, &lessons),
+        Command::Keygen { out } => packages::keygen(&out),
+        Command::Publish {
+            src,
+            key,
+            out,
+            seq,
+            no_dictionary,
+        } => packages::publish(&src, &key, &out, seq, no_dictionary),
         Command::Status { json } => status(&config, json),
-        Command::Verify => verify(&config),
+        Command::Verify { path: Some(path) } => packages::verify(&config, &path),
+        Command::Verify { path: None } => verify(&config),
     }
 }
 
-fn open(config: &Config) -> anyhow::Result<Library> {
+pub(crate) fn open(config: &Config) -> anyhow::Result<Library> {
     Library::open(&config.data).with_context(|| format!("cannot open the store in {}", config.data.display()))
 }
 
@@ -113,12 +184,28 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(config: &Config, path: &Path) -> anyhow::Result<ExitCode> {
+fn import(config: &Config, path: &Path, check: bool) -> anyhow::Result<ExitCode> {
     if !path.is_dir() {
         anyhow::bail!(
             "{} is not a folder: give the folder that holds the lesson folders",
             path.display()
         );
+    }
+    if check {
+        let scan = crate::service::scan_folder(path).with_context(|| format!("cannot read {}", path.display()))?;
+        for error in &scan.errors {
+            eprintln!("error: {error}");
+        }
+        say!(
+            "checked: {} lesson folders valid, {} refused; nothing was stored",
+            scan.lessons.len(),
+            scan.errors.len()
+        );
+        return Ok(if scan.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
     }
     let library = open(config)?;
     let progress = Progress::new();
@@ -137,7 +224,7 @@ fn import(config: &Config, path: &Path) -> anyhow::Result<ExitCode> {
 fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let status = open(config)?.status()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        say!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         output::print_status(&status);
     }

@@ -91,7 +91,7 @@ pub fn print_import(report: &ImportReport, took: Duration) {
     for error in &report.errors {
         eprintln!("error: {error}");
     }
-    println!(
+    say!(
         "imported: {} new, {} updated, {} unchanged lessons; {} new blobs ({} stored) from {} read in {:.1} s",
         report.added.len(),
         report.updated.len(),
@@ -102,7 +102,7 @@ pub fn print_import(report: &ImportReport, took: Duration) {
         took.as_secs_f64()
     );
     if !report.errors.is_empty() {
-        println!(
+        say!(
             "{} lesson folder(s) were refused; fix them as shown above and run the import again",
             report.errors.len()
         );
@@ -110,38 +110,41 @@ pub fn print_import(report: &ImportReport, took: Duration) {
 }
 
 pub fn print_status(status: &Status) {
-    println!("store:          {}", status.data_file.display());
-    println!("schema version: {}", status.schema_version);
-    println!("lessons:        {}", status.lessons);
-    println!(
+    say!("store:          {}", status.data_file.display());
+    say!("schema version: {}", status.schema_version);
+    say!("lessons:        {}", status.lessons);
+    say!(
         "blobs:          {} ({} of files)",
         status.blobs,
         human_bytes(status.raw_bytes)
     );
     for (encoding, blobs, bytes) in &status.stored {
-        println!("  {encoding:<9} {blobs:>7} blobs {:>10} stored", human_bytes(*bytes));
+        say!("  {encoding:<9} {blobs:>7} blobs {:>10} stored", human_bytes(*bytes));
     }
-    println!("database size:  {}", human_bytes(status.file_bytes));
+    say!("database size:  {}", human_bytes(status.file_bytes));
+    for (fingerprint, _, seq) in &status.publishers {
+        say!("publisher:      {fingerprint} (sequence {seq})");
+    }
 }
 
 pub fn print_verify(report: &VerifyReport) {
     for line in &report.database {
-        println!("DATABASE: {line}");
+        say!("DATABASE: {line}");
     }
     for problem in &report.problems {
-        println!("DAMAGED blob {}: {}", problem.hash, problem.what);
+        say!("DAMAGED blob {}: {}", problem.hash, problem.what);
         for (lesson, path) in &problem.files {
-            println!("  used by lesson {lesson}, file {path}");
+            say!("  used by lesson {lesson}, file {path}");
         }
     }
     if report.is_clean() {
-        println!(
+        say!(
             "ok: {} blobs ({}) verified",
             report.blobs_checked,
             human_bytes(report.bytes_checked)
         );
     } else {
-        println!(
+        say!(
             "{} damaged blob(s), {} database problem(s); re-import the lessons named above (or restore a backup)",
             report.problems.len(),
             report.database.len()

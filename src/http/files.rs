@@ -85,6 +85,8 @@ pub(super) async fn respond(
 ) -> Result<Response, HttpError> {
     let blob = hit.blob;
     let available: &[Coding] = match blob.storage {
+        // A zstd variant made with a publisher's dictionary cannot be decoded by clients.
+        Storage::Text if blob.dict_id != 0 => &[Coding::Gzip, Coding::Identity],
         Storage::Text => &[Coding::Zstd, Coding::Gzip, Coding::Identity],
         Storage::Raw => &[Coding::Identity],
     };

@@ -5,6 +5,7 @@
 mod cache;
 mod import;
 mod media;
+pub mod package;
 mod progress;
 mod scan;
 mod verify;
@@ -35,6 +36,8 @@ pub enum ServiceError {
     Lesson(Box<LessonError>),
     #[error("no lesson folders found in {0}: a lesson folder holds a lesson.toml (see README.md, \"Lesson format\")")]
     NothingToImport(PathBuf),
+    #[error("{0}")]
+    Package(Box<package::PackageError>),
     #[error("not found")]
     NotFound,
     #[error("internal error: {0}")]
@@ -80,6 +83,8 @@ pub struct Status {
     /// (encoding, blobs, stored bytes)
     pub stored: Vec<(String, u64, u64)>,
     pub file_bytes: u64,
+    /// (fingerprint, public key, latest sequence installed)
+    pub publishers: Vec<(String, String, u64)>,
 }
 
 /// The lesson library: the store and the operations on it.
@@ -162,6 +167,36 @@ impl Library {
             Ok(())
         })?;
         Ok(report)
+    }
+
+    /// Imports a package folder (or a USB stick holding `DARS/`): all its lessons or none.
+    pub fn import_package(
+        &self,
+        path: &Path,
+        opts: &package::ImportPackageOptions,
+        progress: &Progress,
+    ) -> Result<package::PackageReport, ServiceError> {
+        let root = package::locate(path)?;
+        let report = self
+            .pool
+            .with(|conn| Ok(package::import_package(conn, &root, opts, progress)))?;
+        self.caches.invalidate();
+        report
+    }
+
+    /// Writes lessons (all when `ids` is empty) as a package into `dir/DARS/`.
+    pub fn export(
+        &self,
+        dir: &Path,
+        ids: &[String],
+        progress: &Progress,
+    ) -> Result<package::ExportReport, ServiceError> {
+        self.pool.with(|conn| Ok(package::export(conn, dir, ids, progress)))?
+    }
+
+    /// Publishers whose packages are installed: (fingerprint, key, latest sequence).
+    pub fn publishers(&self) -> Result<Vec<(String, String, u64)>, ServiceError> {
+        Ok(self.pool.with(|conn| store::publishers(conn))?)
     }
 
     /// Visible lessons matching `filter`.
@@ -265,6 +300,7 @@ impl Library {
                     raw_bytes,
                     stored: per.into_iter().map(|(v, n, b)| (v.name().to_owned(), n, b)).collect(),
                     file_bytes,
+                    publishers: store::publishers(conn)?,
                 })
             })
             .map_err(ServiceError::from)

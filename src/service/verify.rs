@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 use super::progress::Progress;
-use crate::store::{self, BlobInfo, Hash, Result, Storage};
+use crate::store::{self, Result};
 
 /// A damaged blob and the lesson files that use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,25 +48,7 @@ pub(super) fn verify_store(conn: &Connection, progress: &Progress) -> Result<Ver
             files: vec![(lesson, path)],
         });
     }
-    let mut stmt = conn.prepare(
-        "SELECT hash, size, storage, coalesce(zstd_size, 0), coalesce(gzip_size, 0) FROM blobs WHERE complete = 1",
-    )?;
-    let infos: Vec<BlobInfo> = stmt
-        .query_map([], |row| {
-            let hash: Vec<u8> = row.get(0)?;
-            Ok(BlobInfo {
-                hash: Hash(hash.try_into().unwrap_or([0; 32])),
-                size: row.get(1)?,
-                storage: if row.get::<_, i64>(2)? == 1 {
-                    Storage::Text
-                } else {
-                    Storage::Raw
-                },
-                zstd_size: row.get(3)?,
-                gzip_size: row.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let infos = store::all_blobs(conn)?;
     progress.set_totals(infos.len() as u64, infos.iter().map(|i| i.size).sum());
     for info in infos {
         if let Some(what) = store::verify_blob(conn, &info)? {

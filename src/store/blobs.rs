@@ -92,6 +92,30 @@ pub struct BlobInfo {
     pub storage: Storage,
     pub zstd_size: u64,
     pub gzip_size: u64,
+    /// The zstd dictionary the zstd variant needs (0: none). Such a variant is never sent
+    /// as `Content-Encoding: zstd`, since clients do not have the dictionary.
+    pub dict_id: u32,
+}
+
+/// The columns `blob_from_row` reads, for queries that join `blobs b`.
+pub(crate) const BLOB_COLUMNS: &str =
+    "b.hash, b.size, b.storage, coalesce(b.zstd_size, 0), coalesce(b.gzip_size, 0), b.dict_id";
+
+/// A `BlobInfo` from the `BLOB_COLUMNS` of a row, starting at column `at`.
+pub(crate) fn blob_from_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<BlobInfo> {
+    let hash: Vec<u8> = row.get(at)?;
+    Ok(BlobInfo {
+        hash: Hash(hash.try_into().unwrap_or([0; 32])),
+        size: row.get(at + 1)?,
+        storage: if row.get::<_, i64>(at + 2)? == 1 {
+            Storage::Text
+        } else {
+            Storage::Raw
+        },
+        zstd_size: row.get(at + 3)?,
+        gzip_size: row.get(at + 4)?,
+        dict_id: row.get(at + 5)?,
+    })
 }
 
 impl BlobInfo {
@@ -113,6 +137,8 @@ pub struct StoredBlob {
     pub storage: Storage,
     /// For `Raw`: one entry. For `Text`: zstd then gzip.
     pub variants: Vec<(Variant, Vec<u8>)>,
+    /// The dictionary the zstd variant was made with (0: none).
+    pub dict_id: u32,
 }
 
 /// Text smaller than this share of its raw size after compression is worth keeping as text.
@@ -133,6 +159,7 @@ pub fn prepare_blob(raw: Vec<u8>, compressible: bool, zstd_level: i32) -> std::i
                 size,
                 storage: Storage::Text,
                 variants: vec![(Variant::Zstd, zstd), (Variant::Gzip, gzip)],
+                dict_id: 0,
             });
         }
     }
@@ -141,6 +168,7 @@ pub fn prepare_blob(raw: Vec<u8>, compressible: bool, zstd_level: i32) -> std::i
         size,
         storage: Storage::Raw,
         variants: vec![(Variant::Raw, raw)],
+        dict_id: 0,
     })
 }
 
@@ -163,7 +191,8 @@ fn zstd_compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
-fn gzip(raw: &[u8]) -> Vec<u8> {
+/// The gzip variant of text: libdeflate level 9.
+pub fn gzip(raw: &[u8]) -> Vec<u8> {
     DEFLATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let compressor = slot.get_or_insert_with(|| {
@@ -187,24 +216,19 @@ pub fn blob_exists(conn: &Connection, hash: Hash) -> Result<bool> {
 
 /// The metadata of a complete blob.
 pub fn blob_info(conn: &Connection, hash: Hash) -> Result<BlobInfo> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT size, storage, coalesce(zstd_size, 0), coalesce(gzip_size, 0) FROM blobs WHERE hash = ?1 AND complete = 1",
-    )?;
-    stmt.query_row([&hash.0[..]], |row| {
-        Ok(BlobInfo {
-            hash,
-            size: row.get(0)?,
-            storage: if row.get::<_, i64>(1)? == 1 {
-                Storage::Text
-            } else {
-                Storage::Raw
-            },
-            zstd_size: row.get(2)?,
-            gzip_size: row.get(3)?,
-        })
-    })
-    .optional()?
-    .ok_or(StoreError::NotFound)
+    let sql = format!("SELECT {BLOB_COLUMNS} FROM blobs b WHERE b.hash = ?1 AND b.complete = 1");
+    conn.prepare_cached(&sql)?
+        .query_row([&hash.0[..]], |row| blob_from_row(row, 0))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Every complete blob, for verification.
+pub fn all_blobs(conn: &Connection) -> Result<Vec<BlobInfo>> {
+    let sql = format!("SELECT {BLOB_COLUMNS} FROM blobs b WHERE b.complete = 1");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |row| blob_from_row(row, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Writes a prepared blob in the caller's transaction. Returns false when it was already
@@ -222,7 +246,8 @@ pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
     // A half-written blob left by a killed import is replaced whole.
     conn.execute("DELETE FROM blobs WHERE hash = ?1", [&blob.hash.0[..]])?;
     conn.prepare_cached(
-        "INSERT INTO blobs (hash, size, storage, zstd_size, gzip_size, complete, added_at) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+        "INSERT INTO blobs (hash, size, storage, zstd_size, gzip_size, complete, added_at, dict_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
     )?
     .execute(params![
         &blob.hash.0[..],
@@ -230,7 +255,8 @@ pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
         blob.storage as i64,
         len_of(Variant::Zstd),
         len_of(Variant::Gzip),
-        now_secs()
+        now_secs(),
+        blob.dict_id
     ])?;
     for (variant, bytes) in &blob.variants {
         insert_chunks(conn, blob.hash, *variant, 0, bytes)?;
@@ -362,11 +388,46 @@ pub fn read_raw(conn: &Connection, info: &BlobInfo) -> Result<Vec<u8>> {
         Storage::Raw => read_variant(conn, info.hash, Variant::Raw, 0..info.size),
         Storage::Text => {
             let zstd = read_variant(conn, info.hash, Variant::Zstd, 0..info.zstd_size)?;
-            let capacity = usize::try_from(info.size).unwrap_or(usize::MAX);
-            zstd::bulk::decompress(&zstd, capacity)
+            let dict = if info.dict_id == 0 {
+                None
+            } else {
+                Some(dictionary(conn, info.dict_id)?)
+            };
+            decompress(&zstd, info.size, dict.as_deref())
                 .map_err(|e| StoreError::Corrupt(info.hash.to_hex(), format!("zstd: {e}")))
         }
     }
+}
+
+/// Decompresses zstd frames of a known raw size, with a dictionary when they need one.
+pub fn decompress(zstd: &[u8], size: u64, dict: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
+    let capacity = usize::try_from(size).unwrap_or(usize::MAX);
+    let out = match dict {
+        Some(dict) => zstd::bulk::Decompressor::with_dictionary(dict)?.decompress(zstd, capacity)?,
+        None => zstd::bulk::decompress(zstd, capacity)?,
+    };
+    if out.len() as u64 != size {
+        return Err(std::io::Error::other(format!(
+            "{} bytes after decompression, {size} expected",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// The bytes of zstd dictionary `zstd_id`.
+pub fn dictionary(conn: &Connection, zstd_id: u32) -> Result<Vec<u8>> {
+    conn.prepare_cached("SELECT data FROM dicts WHERE zstd_id = ?1")?
+        .query_row([zstd_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::Corrupt(format!("dictionary {zstd_id}"), "the dictionary is missing".to_owned()))
+}
+
+/// Stores a zstd dictionary (a duplicate is success).
+pub fn put_dictionary(conn: &Connection, zstd_id: u32, hash: Hash, data: &[u8]) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO dicts (zstd_id, hash, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![zstd_id, &hash.0[..], data])?;
+    Ok(())
 }
 
 /// Re-reads a blob and checks that every variant decodes to bytes with the recorded hash

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::blobs::{BlobInfo, Hash, Storage};
+use super::blobs::{BLOB_COLUMNS, BlobInfo, Hash, blob_from_row};
 use super::{Result, StoreError, now_secs};
 use crate::lesson::LessonMeta;
 
@@ -166,27 +166,17 @@ pub fn remove_lesson(conn: &Connection, id: &str) -> Result<bool> {
 
 /// Finds a file of a visible lesson, with its blob's metadata, in one query.
 pub fn find_file(conn: &Connection, lesson_id: &str, path: &str) -> Result<Option<FileHit>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT f.media_type, b.hash, b.size, b.storage, coalesce(b.zstd_size, 0), coalesce(b.gzip_size, 0)
+    let sql = format!(
+        "SELECT f.media_type, {BLOB_COLUMNS}
          FROM lessons l JOIN files f ON f.lesson = l.rowid JOIN blobs b ON b.hash = f.hash
-         WHERE l.id = ?1 AND f.path = ?2 AND b.complete = 1",
-    )?;
-    Ok(stmt
+         WHERE l.id = ?1 AND f.path = ?2 AND b.complete = 1"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
         .query_row([lesson_id, path], |row| {
-            let hash: Vec<u8> = row.get(1)?;
             Ok(FileHit {
                 media_type: row.get(0)?,
-                blob: BlobInfo {
-                    hash: Hash(hash.try_into().unwrap_or([0; 32])),
-                    size: row.get(2)?,
-                    storage: if row.get::<_, i64>(3)? == 1 {
-                        Storage::Text
-                    } else {
-                        Storage::Raw
-                    },
-                    zstd_size: row.get(4)?,
-                    gzip_size: row.get(5)?,
-                },
+                blob: blob_from_row(row, 1)?,
             })
         })
         .optional()?)
@@ -275,5 +265,54 @@ pub fn collect_garbage(conn: &Connection, grace_secs: i64) -> Result<usize> {
     Ok(conn.execute(
         "DELETE FROM blobs WHERE added_at < ?1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = blobs.hash)",
         [now_secs() - grace_secs],
+    )?)
+}
+
+/// Keeps a publisher's signed manifest exactly as received (a duplicate is success).
+pub fn put_manifest(
+    conn: &Connection,
+    key: &str,
+    seq: u64,
+    publisher: &str,
+    manifest: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO manifests (key, seq, publisher, manifest, signature, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![key, seq, publisher, manifest, signature, now_secs()])?;
+    Ok(())
+}
+
+/// A stored signed manifest: (manifest bytes, signature bytes).
+pub fn get_manifest(conn: &Connection, key: &str, seq: u64) -> Result<(Vec<u8>, Vec<u8>)> {
+    conn.prepare_cached("SELECT manifest, signature FROM manifests WHERE key = ?1 AND seq = ?2")?
+        .query_row(params![key, seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// The highest sequence number installed from publisher `key`.
+pub fn latest_seq(conn: &Connection, key: &str) -> Result<Option<u64>> {
+    Ok(conn
+        .prepare_cached("SELECT max(seq) FROM manifests WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))?)
+}
+
+/// Every publisher's latest sequence number: (key, publisher text, seq).
+pub fn publishers(conn: &Connection) -> Result<Vec<(String, String, u64)>> {
+    let mut stmt = conn.prepare_cached("SELECT key, publisher, max(seq) FROM manifests GROUP BY key ORDER BY key")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Forgets manifests no visible lesson comes from any more, except each publisher's latest
+/// (which still records the sequence number reached).
+pub fn prune_manifests(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM manifests WHERE seq < (SELECT max(m.seq) FROM manifests m WHERE m.key = manifests.key)
+         AND NOT EXISTS (SELECT 1 FROM lessons l WHERE l.origin = 'key:' || manifests.key AND l.seq = manifests.seq)",
+        [],
     )?)
 }

@@ -12,12 +12,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use blobs::{
-    BlobInfo, BlobWriter, CHUNK_SIZE, Hash, Storage, StoredBlob, Variant, blob_exists, blob_info, blob_stats,
-    hash_reader, prepare_blob, read_raw, read_variant, verify_blob, write_blob,
+    BlobInfo, BlobWriter, CHUNK_SIZE, Hash, Storage, StoredBlob, Variant, all_blobs, blob_exists, blob_info,
+    blob_stats, decompress, dictionary, gzip, hash_reader, prepare_blob, put_dictionary, read_raw, read_variant,
+    verify_blob, write_blob,
 };
 pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, collect_garbage, count_lessons, current_digest,
-    files_of, files_using, find_file, get_lesson, list_lessons, remove_lesson, replace_lesson,
+    files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_lessons, prune_manifests, publishers,
+    put_manifest, remove_lesson, replace_lesson,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 

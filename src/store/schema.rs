@@ -69,6 +69,27 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX files_hash ON files (hash);
     ",
+    // 2: signed packages: the manifests as received (to re-export and mirror them verbatim),
+    // zstd dictionaries, and which dictionary a stored zstd variant needs.
+    r"
+    CREATE TABLE manifests (
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        publisher TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (key, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE dicts (
+        zstd_id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        data BLOB NOT NULL
+    );
+
+    ALTER TABLE blobs ADD COLUMN dict_id INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,241 @@
+//! The package format (DESIGN.md §4): one directory of plain files that travels by USB
+//! stick, HTTP mirror or peer. Pure format code: paths, JSON documents, parsing with clear
+//! errors. Reading from disk or HTTP and writing the store happen in `service`.
+//!
+//! ```text
+//! DARS/                        (on a USB stick; any folder elsewhere)
+//!   package.json               unsigned index: which manifests, which of their lessons
+//!   manifests/<key>-<seq>.json a publisher's signed manifest, byte for byte as published
+//!   manifests/<key>-<seq>.sig  its detached Ed25519 signature (hex)
+//!   local.json                 unsigned manifest of local lessons (exports only)
+//!   dict/<hash>                zstd dictionary, when the publisher used one
+//!   blobs/<2 hex>/<hash>       content: zstd frames (text) or raw bytes (media)
+//!   blobs/<2 hex>/<hash>.<n>   parts of a stored blob larger than the part size
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::lesson::{LessonMeta, check_relative_path, valid_id};
+use crate::store::Hash;
+
+/// The folder a package lives in at the root of a USB stick.
+pub const USB_DIR: &str = "DARS";
+pub const INDEX_FILE: &str = "package.json";
+pub const INDEX_FORMAT: &str = "dars-package/1";
+pub const MANIFEST_FORMAT: &str = "dars-manifest/1";
+/// FAT32 holds files under 4 GiB; blobs are cut into parts well below that.
+pub const DEFAULT_PART_SIZE: u64 = 1 << 30;
+
+/// `package.json`: the entry point of a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    pub format: String,
+    /// Signed manifests, each with the lessons of it that this package carries.
+    pub manifests: Vec<IndexEntry>,
+    /// An unsigned manifest of local lessons (exports of teachers' lessons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// Stored blobs larger than this are split into numbered parts.
+    pub part_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexEntry {
+    /// Path of the manifest inside the package.
+    pub manifest: String,
+    /// Path of its signature.
+    pub signature: String,
+    /// The lessons of the manifest this package carries; `None` means all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lessons: Option<Vec<String>>,
+}
+
+/// A manifest: what a publisher signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    /// The publisher's public key in text form, or "local" for unsigned local lessons.
+    pub publisher: String,
+    /// Grows with every package the publisher makes.
+    pub seq: u64,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// Hash of the zstd dictionary the text blobs were compressed with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<String>,
+    pub lessons: Vec<ManifestLesson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLesson {
+    pub id: String,
+    pub title: String,
+    pub language: String,
+    pub grade: u8,
+    pub subject: String,
+    #[serde(default)]
+    pub summary: String,
+    pub entry: String,
+    #[serde(default)]
+    pub order: i64,
+    pub files: Vec<ManifestFile>,
+}
+
+impl ManifestLesson {
+    pub fn meta(&self) -> LessonMeta {
+        LessonMeta {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            language: self.language.clone(),
+            grade: self.grade,
+            subject: self.subject.clone(),
+            summary: self.summary.clone(),
+            entry: self.entry.clone(),
+            order: self.order,
+        }
+    }
+
+    pub fn from_meta(meta: &LessonMeta, files: Vec<ManifestFile>) -> Self {
+        ManifestLesson {
+            id: meta.id.clone(),
+            title: meta.title.clone(),
+            language: meta.language.clone(),
+            grade: meta.grade,
+            subject: meta.subject.clone(),
+            summary: meta.summary.clone(),
+            entry: meta.entry.clone(),
+            order: meta.order,
+            files,
+        }
+    }
+}
+
+/// How a blob file holds its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// zstd frames (with the manifest's dictionary, if it names one).
+    Zstd,
+    /// The bytes as they are.
+    Raw,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub path: String,
+    pub size: u64,
+    pub media_type: String,
+    /// BLAKE3 of the raw bytes, hex.
+    pub hash: String,
+    pub encoding: Encoding,
+    /// Length of the blob file (all parts together).
+    pub stored_size: u64,
+}
+
+impl ManifestFile {
+    pub fn hash(&self) -> Option<Hash> {
+        Hash::from_hex(&self.hash)
+    }
+}
+
+/// Where blob `hash` lives in a package: `blobs/ab/abcd...`; part `n` (from 1) of a split
+/// blob gets `.n` appended.
+pub fn blob_path(hash: Hash, part: Option<u32>) -> String {
+    let hex = hash.to_hex();
+    match part {
+        None => format!("blobs/{}/{hex}", &hex[..2]),
+        Some(n) => format!("blobs/{}/{hex}.{n}", &hex[..2]),
+    }
+}
+
+/// How many part files a stored blob of `stored_size` bytes takes (1 = not split).
+pub fn part_count(stored_size: u64, part_size: u64) -> u64 {
+    if stored_size <= part_size {
+        1
+    } else {
+        stored_size.div_ceil(part_size)
+    }
+}
+
+pub fn dict_path(hash: Hash) -> String {
+    format!("dict/{}", hash.to_hex())
+}
+
+/// The file name of a publisher's manifest: `<fingerprint>-<seq>.json`.
+pub fn manifest_name(fingerprint: &str, seq: u64) -> (String, String) {
+    (
+        format!("manifests/{fingerprint}-{seq}.json"),
+        format!("manifests/{fingerprint}-{seq}.sig"),
+    )
+}
+
+/// Checks what a manifest says before anything is trusted from it: formats, ids, paths,
+/// hashes, duplicates. Returns a description of the first problem.
+pub fn check_manifest(manifest: &Manifest) -> Result<(), String> {
+    if manifest.format != MANIFEST_FORMAT {
+        return Err(format!(
+            "unknown manifest format {:?} (this dars reads {MANIFEST_FORMAT}); install a newer dars",
+            manifest.format
+        ));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for lesson in &manifest.lessons {
+        if !valid_id(&lesson.id) {
+            return Err(format!("bad lesson id {:?}", lesson.id));
+        }
+        if !ids.insert(lesson.id.as_str()) {
+            return Err(format!("lesson {} is listed twice", lesson.id));
+        }
+        let mut paths = std::collections::HashSet::new();
+        for file in &lesson.files {
+            if let Err(problem) = check_relative_path(&file.path) {
+                return Err(format!("lesson {}: bad path {:?}: {problem}", lesson.id, file.path));
+            }
+            if !paths.insert(file.path.as_str()) {
+                return Err(format!("lesson {}: {} is listed twice", lesson.id, file.path));
+            }
+            if file.hash().is_none() {
+                return Err(format!("lesson {}: {} has a bad hash", lesson.id, file.path));
+            }
+        }
+        if !paths.contains(lesson.entry.as_str()) {
+            return Err(format!(
+                "lesson {}: its entry {} is not among its files",
+                lesson.id, lesson.entry
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a package index: known format, paths inside the package.
+pub fn check_index(index: &Index) -> Result<(), String> {
+    if index.format != INDEX_FORMAT {
+        return Err(format!(
+            "unknown package format {:?} (this dars reads {INDEX_FORMAT}); install a newer dars",
+            index.format
+        ));
+    }
+    if index.part_size == 0 {
+        return Err("part_size is 0".to_owned());
+    }
+    let paths = index
+        .manifests
+        .iter()
+        .flat_map(|e| [&e.manifest, &e.signature])
+        .chain(index.local.iter());
+    for path in paths {
+        check_relative_path(path).map_err(|p| format!("bad path {path:?} in {INDEX_FILE}: {p}"))?;
+    }
+    Ok(())
+}
+
+/// Now, in RFC 3339 UTC to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

@@ -1,0 +1,615 @@
+//! Checking and importing a package: signatures first, then every blob's hash as it is read;
+//! blobs already stored are skipped; all lessons of the package become visible in one
+//! transaction, or none.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{PackageError, io_problem, read_file, read_index};
+use crate::keys::{PublicKey, signature_from_text};
+use crate::package::{
+    Encoding, Manifest, ManifestFile, ManifestLesson, blob_path, check_manifest, dict_path, part_count,
+};
+use crate::service::{Progress, ServiceError};
+use crate::store::{self, BlobWriter, FileEntry, Hash, NewLesson, Origin, Storage, StoredBlob, Variant};
+
+/// zstd blobs are decoded in memory; the publisher keeps text this small.
+const MAX_TEXT: u64 = 64 * 1024 * 1024;
+/// Blobs stored before their lessons commit are flushed in batches of this size.
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportPackageOptions {
+    pub trusted: Vec<PublicKey>,
+    pub allow_downgrade: bool,
+}
+
+/// What a verified package holds.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// (publisher fingerprint or "local", sequence, lessons carried)
+    pub manifests: Vec<(String, u64, usize)>,
+    pub lessons: usize,
+    pub blobs_checked: u64,
+    pub bytes_checked: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct PackageReport {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub blobs_written: u64,
+    pub blobs_skipped: u64,
+    pub bytes_read: u64,
+    /// (publisher fingerprint or "local", sequence)
+    pub manifests: Vec<(String, u64)>,
+}
+
+/// A manifest whose signature checked out, with the lessons to take from it.
+struct Verified {
+    origin: Origin,
+    seq: u64,
+    key: String,
+    publisher: String,
+    bytes: Vec<u8>,
+    signature: Vec<u8>,
+    dictionary: Option<Hash>,
+    lessons: Vec<ManifestLesson>,
+}
+
+/// Reads and checks every manifest of the package: format, signature against `trusted`.
+fn verify_manifests(root: &Path, trusted: &[PublicKey]) -> Result<Vec<Verified>, PackageError> {
+    let index = read_index(root)?;
+    let mut out = Vec::new();
+    for entry in &index.manifests {
+        let bytes = read_file(root, &entry.manifest)?;
+        let sig_text = read_file(root, &entry.signature)?;
+        let manifest = parse_manifest(&entry.manifest, &bytes)?;
+        let key = PublicKey::parse(&manifest.publisher).map_err(|e| PackageError::BadDocument {
+            file: entry.manifest.clone(),
+            problem: e.to_string(),
+        })?;
+        if !trusted.contains(&key) {
+            return Err(PackageError::UnknownSigner {
+                fingerprint: key.fingerprint(),
+                key: key.to_text(),
+            });
+        }
+        let signature =
+            signature_from_text(&String::from_utf8_lossy(&sig_text)).map_err(|_| PackageError::BadSignature {
+                manifest: entry.manifest.clone(),
+            })?;
+        if !key.verify(&bytes, &signature) {
+            return Err(PackageError::BadSignature {
+                manifest: entry.manifest.clone(),
+            });
+        }
+        check_manifest(&manifest).map_err(|problem| PackageError::BadDocument {
+            file: entry.manifest.clone(),
+            problem,
+        })?;
+        let lessons = select(&manifest, entry.lessons.as_deref())?;
+        out.push(Verified {
+            origin: Origin::Publisher(key.fingerprint()),
+            seq: manifest.seq,
+            key: key.fingerprint(),
+            publisher: key.to_text(),
+            bytes,
+            signature: sig_text,
+            dictionary: manifest.dictionary.as_deref().and_then(Hash::from_hex),
+            lessons,
+        });
+    }
+    if let Some(local) = &index.local {
+        let bytes = read_file(root, local)?;
+        let manifest = parse_manifest(local, &bytes)?;
+        check_manifest(&manifest).map_err(|problem| PackageError::BadDocument {
+            file: local.clone(),
+            problem,
+        })?;
+        out.push(Verified {
+            origin: Origin::Local,
+            seq: 0,
+            key: String::new(),
+            publisher: "local".to_owned(),
+            bytes: Vec::new(),
+            signature: Vec::new(),
+            dictionary: manifest.dictionary.as_deref().and_then(Hash::from_hex),
+            lessons: manifest.lessons,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_manifest(file: &str, bytes: &[u8]) -> Result<Manifest, PackageError> {
+    serde_json::from_slice(bytes).map_err(|e| PackageError::BadDocument {
+        file: file.to_owned(),
+        problem: e.to_string(),
+    })
+}
+
+fn select(manifest: &Manifest, wanted: Option<&[String]>) -> Result<Vec<ManifestLesson>, PackageError> {
+    let Some(wanted) = wanted else {
+        return Ok(manifest.lessons.clone());
+    };
+    wanted
+        .iter()
+        .map(|id| {
+            manifest
+                .lessons
+                .iter()
+                .find(|l| &l.id == id)
+                .cloned()
+                .ok_or_else(|| PackageError::NotInManifest(id.clone()))
+        })
+        .collect()
+}
+
+/// Loads the dictionaries a package names: zstd id -> bytes.
+fn load_dictionaries(root: &Path, manifests: &[Verified]) -> Result<HashMap<u32, (Hash, Vec<u8>)>, PackageError> {
+    let mut dicts = HashMap::new();
+    for hash in manifests.iter().filter_map(|m| m.dictionary) {
+        let rel = dict_path(hash);
+        let bytes = read_file(root, &rel)?;
+        if Hash::of(&bytes) != hash {
+            return Err(PackageError::BadDocument {
+                file: rel,
+                problem: "the dictionary does not match its hash".to_owned(),
+            });
+        }
+        let id = zstd::zstd_safe::get_dict_id(&bytes).map_or(0, |id| id.get());
+        dicts.insert(id, (hash, bytes));
+    }
+    Ok(dicts)
+}
+
+/// The zstd dictionary id a frame names (0: none).
+fn frame_dict_id(frame: &[u8]) -> u32 {
+    zstd::zstd_safe::get_dict_id_from_frame(frame).map_or(0, |id| id.get())
+}
+
+/// Reads one blob of the package and checks it decodes to its hash. Text comes back ready
+/// to store; large raw blobs are streamed into the store by `stream_raw` instead.
+fn read_blob(
+    root: &Path,
+    lesson: &str,
+    file: &ManifestFile,
+    part_size: u64,
+    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
+) -> Result<StoredBlob, PackageError> {
+    let hash = file.hash().unwrap_or(Hash([0; 32]));
+    let damaged = |problem: String| PackageError::DamagedBlob {
+        lesson: lesson.to_owned(),
+        path: file.path.clone(),
+        file: blob_path(hash, None),
+        problem,
+    };
+    let bytes = read_parts(root, lesson, file, part_size)?;
+    match file.encoding {
+        Encoding::Raw => {
+            if Hash::of(&bytes) != hash || bytes.len() as u64 != file.size {
+                return Err(damaged(format!(
+                    "{} bytes that do not match the manifest's hash ({} bytes expected); it was altered, swapped or cut short",
+                    bytes.len(),
+                    file.size
+                )));
+            }
+            Ok(StoredBlob {
+                hash,
+                size: file.size,
+                storage: Storage::Raw,
+                variants: vec![(Variant::Raw, bytes)],
+                dict_id: 0,
+            })
+        }
+        Encoding::Zstd => {
+            if file.size > MAX_TEXT {
+                return Err(damaged(format!(
+                    "{} bytes of compressed text is more than this dars takes",
+                    file.size
+                )));
+            }
+            let dict_id = frame_dict_id(&bytes);
+            let dict = match dict_id {
+                0 => None,
+                id => Some(dicts.get(&id).map(|(_, d)| d.as_slice()).ok_or_else(|| {
+                    damaged(format!(
+                        "it needs zstd dictionary {id}, which the package does not have"
+                    ))
+                })?),
+            };
+            let raw = store::decompress(&bytes, file.size, dict)
+                .map_err(|e| damaged(format!("it does not decompress ({e}); it was altered or cut short")))?;
+            if Hash::of(&raw) != hash {
+                return Err(damaged(
+                    "its content does not match the manifest's hash; it was altered or swapped".to_owned(),
+                ));
+            }
+            let gzip = store::gzip(&raw);
+            Ok(StoredBlob {
+                hash,
+                size: file.size,
+                storage: Storage::Text,
+                variants: vec![(Variant::Zstd, bytes), (Variant::Gzip, gzip)],
+                dict_id,
+            })
+        }
+    }
+}
+
+fn read_parts(root: &Path, lesson: &str, file: &ManifestFile, part_size: u64) -> Result<Vec<u8>, PackageError> {
+    let hash = file.hash().unwrap_or(Hash([0; 32]));
+    let parts = part_count(file.stored_size, part_size);
+    let mut bytes = Vec::with_capacity(usize::try_from(file.stored_size.min(MAX_TEXT)).unwrap_or(0));
+    for n in 0..parts {
+        let rel = if parts == 1 {
+            blob_path(hash, None)
+        } else {
+            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
+        };
+        let path = root.join(&rel);
+        match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes)
+                    .map_err(|e| io_problem(root, path.clone(), e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !root.join(crate::package::INDEX_FILE).exists() {
+                    return Err(PackageError::Gone(root.to_path_buf()));
+                }
+                return Err(PackageError::MissingBlob {
+                    lesson: lesson.to_owned(),
+                    path: file.path.clone(),
+                    file: rel,
+                });
+            }
+            Err(e) => return Err(io_problem(root, path, e)),
+        }
+    }
+    Ok(bytes)
+}
+
+/// Large raw blobs go straight into the store chunk by chunk, hashed on the way; the blob
+/// stays incomplete (invisible) unless the hash matches.
+fn stream_raw(
+    conn: &mut Connection,
+    root: &Path,
+    lesson: &str,
+    file: &ManifestFile,
+    part_size: u64,
+) -> Result<(), ServiceError> {
+    let hash = file.hash().unwrap_or(Hash([0; 32]));
+    let parts = part_count(file.stored_size, part_size);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut writer = BlobWriter::start(&tx, hash, file.size)?;
+    tx.commit()?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; store::CHUNK_SIZE];
+    let mut since_commit = 0u64;
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for n in 0..parts {
+        let rel = if parts == 1 {
+            blob_path(hash, None)
+        } else {
+            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
+        };
+        let path = root.join(&rel);
+        let mut reader = std::fs::File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && root.join(crate::package::INDEX_FILE).exists() {
+                PackageError::MissingBlob {
+                    lesson: lesson.to_owned(),
+                    path: file.path.clone(),
+                    file: rel.clone(),
+                }
+            } else {
+                io_problem(root, path.clone(), e)
+            }
+        })?;
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| io_problem(root, path.clone(), e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            writer.write(&tx, &buf[..n])?;
+            since_commit += n as u64;
+            if since_commit >= BATCH_BYTES {
+                tx.commit()?;
+                tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                since_commit = 0;
+            }
+        }
+    }
+    if Hash(*hasher.finalize().as_bytes()) != hash {
+        return Err(PackageError::DamagedBlob {
+            lesson: lesson.to_owned(),
+            path: file.path.clone(),
+            file: blob_path(hash, None),
+            problem: "its content does not match the manifest's hash; it was altered, swapped or cut short".to_owned(),
+        }
+        .into());
+    }
+    writer.finish(&tx).map_err(|e| match e {
+        store::StoreError::Corrupt(_, problem) => PackageError::DamagedBlob {
+            lesson: lesson.to_owned(),
+            path: file.path.clone(),
+            file: blob_path(hash, None),
+            problem,
+        }
+        .into(),
+        other => ServiceError::from(other),
+    })?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Verifies a package without a store: signatures, then every blob decoded and hashed.
+pub fn check_package(root: &Path, trusted: &[PublicKey], progress: &Progress) -> Result<CheckReport, ServiceError> {
+    let index = read_index(root)?;
+    let manifests = verify_manifests(root, trusted)?;
+    let dicts = load_dictionaries(root, &manifests)?;
+    let mut report = CheckReport::default();
+    let files: Vec<(&str, &ManifestFile)> = manifests
+        .iter()
+        .flat_map(|m| {
+            m.lessons
+                .iter()
+                .flat_map(|l| l.files.iter().map(move |f| (l.id.as_str(), f)))
+        })
+        .collect();
+    progress.set_totals(files.len() as u64, files.iter().map(|(_, f)| f.stored_size).sum());
+    let mut seen = HashSet::new();
+    for (lesson, file) in files {
+        if seen.insert(&file.hash) {
+            if file.encoding == Encoding::Raw && file.size > MAX_TEXT {
+                check_large_raw(root, lesson, file, index.part_size)?;
+            } else {
+                read_blob(root, lesson, file, index.part_size, &dicts)?;
+            }
+            report.blobs_checked += 1;
+            report.bytes_checked += file.stored_size;
+        }
+        progress.add_bytes(file.stored_size);
+        progress.item_done();
+    }
+    for m in &manifests {
+        report.manifests.push((
+            if m.key.is_empty() {
+                "local".to_owned()
+            } else {
+                m.key.clone()
+            },
+            m.seq,
+            m.lessons.len(),
+        ));
+        report.lessons += m.lessons.len();
+    }
+    Ok(report)
+}
+
+fn check_large_raw(root: &Path, lesson: &str, file: &ManifestFile, part_size: u64) -> Result<(), PackageError> {
+    let hash = file.hash().unwrap_or(Hash([0; 32]));
+    let parts = part_count(file.stored_size, part_size);
+    let mut hasher = blake3::Hasher::new();
+    let mut len = 0u64;
+    for n in 0..parts {
+        let rel = if parts == 1 {
+            blob_path(hash, None)
+        } else {
+            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
+        };
+        let path = root.join(&rel);
+        let reader = std::fs::File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && root.join(crate::package::INDEX_FILE).exists() {
+                PackageError::MissingBlob {
+                    lesson: lesson.to_owned(),
+                    path: file.path.clone(),
+                    file: rel.clone(),
+                }
+            } else {
+                io_problem(root, path.clone(), e)
+            }
+        })?;
+        let (_, n) = hash_into(&mut hasher, reader).map_err(|e| io_problem(root, path.clone(), e))?;
+        len += n;
+    }
+    if len != file.size || Hash(*hasher.finalize().as_bytes()) != hash {
+        return Err(PackageError::DamagedBlob {
+            lesson: lesson.to_owned(),
+            path: file.path.clone(),
+            file: blob_path(hash, None),
+            problem: format!(
+                "{len} bytes that do not match the manifest's hash ({} bytes expected)",
+                file.size
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn hash_into(hasher: &mut blake3::Hasher, mut reader: impl Read) -> std::io::Result<((), u64)> {
+    let mut buf = vec![0; 256 * 1024];
+    let mut len = 0;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(((), len));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+/// Imports a package into the store: nothing changes unless every signature, every blob and
+/// the final transaction succeed.
+pub fn import_package(
+    conn: &mut Connection,
+    root: &Path,
+    opts: &ImportPackageOptions,
+    progress: &Progress,
+) -> Result<PackageReport, ServiceError> {
+    let index = read_index(root)?;
+    let manifests = verify_manifests(root, &opts.trusted)?;
+    for m in manifests.iter().filter(|m| !m.key.is_empty()) {
+        if let Some(installed) = store::latest_seq(conn, &m.key)?
+            && m.seq < installed
+            && !opts.allow_downgrade
+        {
+            return Err(PackageError::Downgrade {
+                fingerprint: m.key.clone(),
+                installed,
+                offered: m.seq,
+            }
+            .into());
+        }
+    }
+    let dicts = load_dictionaries(root, &manifests)?;
+    let mut report = PackageReport::default();
+
+    // Which contents are missing from the store.
+    let mut needed: Vec<(&str, &ManifestFile)> = Vec::new();
+    let mut seen = HashSet::new();
+    for m in &manifests {
+        for lesson in &m.lessons {
+            for file in &lesson.files {
+                let hash = file.hash().unwrap_or(Hash([0; 32]));
+                if !seen.insert(hash) {
+                    continue;
+                }
+                if store::blob_exists(conn, hash)? {
+                    report.blobs_skipped += 1;
+                } else {
+                    needed.push((lesson.id.as_str(), file));
+                }
+            }
+        }
+    }
+    progress.set_totals(needed.len() as u64, needed.iter().map(|(_, f)| f.stored_size).sum());
+
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = store_blobs(conn, root, &needed, index.part_size, &dicts, progress, &mut report)
+        .and_then(|()| commit(conn, &manifests, &dicts, &mut report));
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    result?;
+    store::collect_garbage(conn, 3600)?;
+    Ok(report)
+}
+
+fn store_blobs(
+    conn: &mut Connection,
+    root: &Path,
+    needed: &[(&str, &ManifestFile)],
+    part_size: u64,
+    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
+    progress: &Progress,
+    report: &mut PackageReport,
+) -> Result<(), ServiceError> {
+    let mut batch: Vec<StoredBlob> = Vec::new();
+    let mut batch_bytes = 0u64;
+    for (lesson, file) in needed {
+        progress.set_current(lesson);
+        if file.encoding == Encoding::Raw && file.size > MAX_TEXT {
+            stream_raw(conn, root, lesson, file, part_size)?;
+        } else {
+            let blob = read_blob(root, lesson, file, part_size, dicts)?;
+            batch_bytes += blob.variants.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+            batch.push(blob);
+        }
+        report.blobs_written += 1;
+        report.bytes_read += file.stored_size;
+        progress.add_bytes(file.stored_size);
+        progress.item_done();
+        if batch_bytes >= BATCH_BYTES {
+            flush(conn, &mut batch, dicts)?;
+            batch_bytes = 0;
+        }
+    }
+    flush(conn, &mut batch, dicts)
+}
+
+fn flush(
+    conn: &mut Connection,
+    batch: &mut Vec<StoredBlob>,
+    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
+) -> Result<(), ServiceError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for blob in batch.iter() {
+        if blob.dict_id != 0
+            && let Some((hash, bytes)) = dicts.get(&blob.dict_id)
+        {
+            store::put_dictionary(&tx, blob.dict_id, *hash, bytes)?;
+        }
+        store::write_blob(&tx, blob)?;
+    }
+    tx.commit()?;
+    batch.clear();
+    Ok(())
+}
+
+/// The one transaction that makes every lesson of the package visible.
+fn commit(
+    conn: &mut Connection,
+    manifests: &[Verified],
+    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
+    report: &mut PackageReport,
+) -> Result<(), ServiceError> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (id, (hash, bytes)) in dicts {
+        store::put_dictionary(&tx, *id, *hash, bytes)?;
+    }
+    for m in manifests {
+        if !m.key.is_empty() {
+            store::put_manifest(&tx, &m.key, m.seq, &m.publisher, &m.bytes, &m.signature)?;
+        }
+        report.manifests.push((
+            if m.key.is_empty() {
+                "local".to_owned()
+            } else {
+                m.key.clone()
+            },
+            m.seq,
+        ));
+        for lesson in &m.lessons {
+            let new = NewLesson {
+                meta: lesson.meta(),
+                origin: m.origin.clone(),
+                seq: i64::try_from(m.seq).unwrap_or(i64::MAX),
+                files: lesson
+                    .files
+                    .iter()
+                    .map(|f| FileEntry {
+                        path: f.path.clone(),
+                        hash: f.hash().unwrap_or(Hash([0; 32])),
+                        size: f.size,
+                        media_type: f.media_type.clone(),
+                    })
+                    .collect(),
+            };
+            let before = store::current_digest(&tx, &lesson.id)?;
+            if before == Some(new.digest()) {
+                report.unchanged.push(lesson.id.clone());
+                continue;
+            }
+            store::replace_lesson(&tx, &new)?;
+            if before.is_some() {
+                report.updated.push(lesson.id.clone());
+            } else {
+                report.added.push(lesson.id.clone());
+            }
+        }
+    }
+    store::prune_manifests(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl From<PackageError> for ServiceError {
+    fn from(e: PackageError) -> Self {
+        ServiceError::Package(Box::new(e))
+    }
+}
