@@ -46,7 +46,7 @@ pub struct Scan {
 /// Folders found on USB sticks and disks that are never lessons.
 const SYSTEM_DIRS: &[&str] = &["System Volume Information", "$RECYCLE.BIN", "lost+found", "__MACOSX"];
 /// Files that operating systems leave in folders; never part of a lesson.
-const SYSTEM_FILES: &[&str] = &["Thumbs.db", "desktop.ini", "lesson.toml"];
+const SYSTEM_FILES: &[&str] = &["Thumbs.db", "desktop.ini"];
 
 /// Scans `root`: either one lesson folder (it holds `lesson.toml`) or a folder of them.
 pub fn scan_folder(root: &Path) -> std::io::Result<Scan> {
@@ -153,7 +153,7 @@ fn walk_files(dir: &Path, meta: &LessonMeta) -> Result<Vec<ScannedFile>, LessonE
             }
         }
         let name = entry.file_name().to_string_lossy();
-        if entry.depth() == 1 && SYSTEM_FILES.contains(&name.as_ref()) {
+        if SYSTEM_FILES.contains(&name.as_ref()) || (entry.depth() == 1 && name == "lesson.toml") {
             continue;
         }
         let rel = relative_name(dir, path).ok_or_else(|| {
