@@ -30,7 +30,7 @@ use crate::store::{self, BlobInfo, FileEntry, FileHit, LessonFilter, LessonRow, 
 pub enum ServiceError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", if source.kind() == std::io::ErrorKind::StorageFull { " (the disk is full; free some space and try again)" } else { "" })]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Lesson(Box<LessonError>),
@@ -46,7 +46,7 @@ pub enum ServiceError {
 
 impl From<rusqlite::Error> for ServiceError {
     fn from(e: rusqlite::Error) -> Self {
-        ServiceError::Store(StoreError::Sqlite(e))
+        ServiceError::Store(StoreError::from(e))
     }
 }
 

@@ -27,7 +27,11 @@ pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    #[error(
+        "the disk holding the store is full; free some space (or move the data folder to a bigger disk) and try again. Nothing already stored was lost"
+    )]
+    DiskFull,
     #[error("cannot open the store at {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
     #[error(
@@ -38,6 +42,15 @@ pub enum StoreError {
     Corrupt(String, String),
     #[error("not found")]
     NotFound,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull,
+            _ => StoreError::Sqlite(e),
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
