@@ -27,7 +27,7 @@ pub const MANIFEST_FORMAT: &str = "dars-manifest/1";
 pub const DEFAULT_PART_SIZE: u64 = 1 << 30;
 
 /// `package.json`: the entry point of a package.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
     pub format: String,

@@ -1,9 +1,11 @@
-//! `dars export`: what a centre holds, written as a package onto a USB stick. Publishers'
-//! lessons travel with their signed manifests exactly as received, so they stay verifiable
-//! as the publisher's; local lessons travel in an unsigned local manifest.
+//! What a centre holds, as a package: planned once, then written onto a USB stick
+//! (`dars export`) or served to peers (`/mirror/`). Publishers' lessons travel with their
+//! signed manifests exactly as received, so they stay verifiable as the publisher's; local
+//! lessons travel in an unsigned local manifest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -12,27 +14,46 @@ use super::PackageError;
 use super::publish::{write_atomically, write_if_changed};
 use crate::package::{
     DEFAULT_PART_SIZE, Encoding, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry, MANIFEST_FORMAT, Manifest, ManifestFile,
-    ManifestLesson, USB_DIR, blob_path, dict_path, manifest_name, now_rfc3339, part_count,
+    ManifestLesson, USB_DIR, blob_path, dict_path, manifest_name, part_count,
 };
 use crate::service::{Progress, ServiceError, io_error};
 use crate::store::{self, BlobInfo, Hash, LessonFilter, LessonRow, Origin, Storage, Variant};
 
-#[derive(Debug, Default)]
-pub struct ExportReport {
-    pub dir: PathBuf,
+pub const LOCAL_FILE: &str = "local.json";
+
+/// A package of (some of) the lessons in the store, before it is written or served.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub index: Index,
+    /// Manifests, signatures and the local manifest: (path in the package, bytes).
+    pub documents: BTreeMap<String, Vec<u8>>,
+    /// Every blob, with the encoding the package's manifests declare for it.
+    pub blobs: BTreeMap<Hash, (BlobInfo, Encoding)>,
+    /// Dictionaries the zstd blobs need: path -> bytes.
+    pub dicts: BTreeMap<String, Vec<u8>>,
     pub lessons: usize,
-    pub blobs_written: usize,
-    pub blobs_present: usize,
-    pub bytes_written: u64,
 }
 
-/// Writes the lessons `ids` (all when empty) into `dir/DARS/`.
-pub fn export(
-    conn: &Connection,
-    dir: &Path,
-    ids: &[String],
-    progress: &Progress,
-) -> Result<ExportReport, ServiceError> {
+impl Plan {
+    pub fn index_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&self.index).unwrap_or_default()
+    }
+
+    /// The length of a blob file as the package holds it.
+    pub fn stored_len(&self, conn: &Connection, hash: Hash) -> Result<Option<u64>, ServiceError> {
+        let Some((info, encoding)) = self.blobs.get(&hash) else {
+            return Ok(None);
+        };
+        Ok(Some(match (encoding, info.storage) {
+            (Encoding::Zstd, Storage::Text) => info.zstd_size,
+            (Encoding::Raw, _) => info.size,
+            (Encoding::Zstd, Storage::Raw) => blob_bytes(conn, info, Encoding::Zstd, None)?.len() as u64,
+        }))
+    }
+}
+
+/// Plans a package of the lessons `ids` (all when empty).
+pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
     let all = store::list_lessons(conn, &LessonFilter::default())?;
     let chosen: Vec<LessonRow> = if ids.is_empty() {
         all
@@ -45,8 +66,7 @@ pub fn export(
         }
         all.into_iter().filter(|l| wanted.contains(&l.meta.id)).collect()
     };
-    let out = dir.join(USB_DIR);
-    std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
+    let mut plan = Plan { lessons: chosen.len(), ..Plan::default() };
 
     // Publishers' lessons grouped by the manifest they came with; the rest are local.
     let mut signed: BTreeMap<(String, u64), Vec<String>> = BTreeMap::new();
@@ -60,13 +80,7 @@ pub fn export(
             Origin::Local | Origin::Sample => local.push(lesson),
         }
     }
-    let mut report = ExportReport {
-        dir: out.clone(),
-        lessons: chosen.len(),
-        ..ExportReport::default()
-    };
-    // (hash -> encoding wanted in the package), from the manifests that describe them.
-    let mut blobs: BTreeMap<Hash, Encoding> = BTreeMap::new();
+    let mut declared: BTreeMap<Hash, Encoding> = BTreeMap::new();
     let mut entries = Vec::new();
     for ((key, seq), lesson_ids) in &signed {
         let (bytes, signature) = store::get_manifest(conn, key, *seq)?;
@@ -74,63 +88,124 @@ pub fn export(
         for lesson in manifest.lessons.iter().filter(|l| lesson_ids.contains(&l.id)) {
             for file in &lesson.files {
                 if let Some(hash) = file.hash() {
-                    blobs.insert(hash, file.encoding);
+                    declared.insert(hash, file.encoding);
                 }
             }
         }
         let (manifest_file, signature_file) = manifest_name(key, *seq);
-        write_if_changed(&out, &manifest_file, &bytes)?;
-        write_if_changed(&out, &signature_file, &signature)?;
-        entries.push(IndexEntry {
-            manifest: manifest_file,
-            signature: signature_file,
-            lessons: Some(lesson_ids.clone()),
-        });
+        plan.documents.insert(manifest_file.clone(), bytes);
+        plan.documents.insert(signature_file.clone(), signature);
+        entries.push(IndexEntry { manifest: manifest_file, signature: signature_file, lessons: Some(lesson_ids.clone()) });
     }
     let local_file = if local.is_empty() {
         None
     } else {
-        let mut lessons = Vec::new();
-        for row in &local {
-            let mut files = Vec::new();
-            for file in store::files_of(conn, &row.meta.id)? {
-                let info = store::blob_info(conn, file.hash)?;
-                let (encoding, stored_size) = match info.storage {
-                    Storage::Text => (Encoding::Zstd, info.zstd_size),
-                    Storage::Raw => (Encoding::Raw, info.size),
-                };
-                blobs.entry(file.hash).or_insert(encoding);
-                files.push(ManifestFile {
-                    path: file.path,
-                    size: file.size,
-                    media_type: file.media_type,
-                    hash: file.hash.to_hex(),
-                    encoding,
-                    stored_size,
-                });
-            }
-            lessons.push(ManifestLesson::from_meta(&row.meta, files));
+        let (manifest, encodings) = local_manifest(conn, &local)?;
+        for (hash, encoding) in encodings {
+            declared.entry(hash).or_insert(encoding);
         }
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_owned(),
-            publisher: "local".to_owned(),
-            seq: 0,
-            created: now_rfc3339(),
-            dictionary: None,
-            lessons,
-        };
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        write_if_changed(&out, "local.json", &bytes)?;
-        Some("local.json".to_owned())
+        plan.documents.insert(LOCAL_FILE.to_owned(), bytes);
+        Some(LOCAL_FILE.to_owned())
     };
+    for (hash, encoding) in declared {
+        let info = store::blob_info(conn, hash)?;
+        if encoding == Encoding::Zstd && info.storage == Storage::Text && info.dict_id != 0 {
+            let bytes = store::dictionary(conn, info.dict_id)?;
+            plan.dicts.insert(dict_path(Hash::of(&bytes)), bytes);
+        }
+        plan.blobs.insert(hash, (info, encoding));
+    }
+    plan.index = Index { format: INDEX_FORMAT.to_owned(), manifests: entries, local: local_file, part_size: DEFAULT_PART_SIZE };
+    Ok(plan)
+}
 
-    let infos: Vec<(BlobInfo, Encoding)> = blobs
-        .iter()
-        .map(|(hash, enc)| Ok((store::blob_info(conn, *hash)?, *enc)))
-        .collect::<Result<_, ServiceError>>()?;
-    progress.set_totals(infos.len() as u64, infos.iter().map(|(i, _)| i.size).sum());
-    let mut dict_ids = BTreeSet::new();
-    for (info, encoding) in &infos {
+/// An unsigned manifest of local lessons, in the encodings the store keeps them.
+fn local_manifest(conn: &Connection, lessons: &[&LessonRow]) -> Result<(Manifest, Vec<(Hash, Encoding)>), ServiceError> {
+    let mut out = Vec::new();
+    let mut encodings = Vec::new();
+    for row in lessons {
+        let mut files = Vec::new();
+        for file in store::files_of(conn, &row.meta.id)? {
+            let info = store::blob_info(conn, file.hash)?;
+            let (encoding, stored_size) = match info.storage {
+                Storage::Text => (Encoding::Zstd, info.zstd_size),
+                Storage::Raw => (Encoding::Raw, info.size),
+            };
+            encodings.push((file.hash, encoding));
+            files.push(ManifestFile {
+                path: file.path,
+                size: file.size,
+                media_type: file.media_type,
+                hash: file.hash.to_hex(),
+                encoding,
+                stored_size,
+            });
+        }
+        out.push(ManifestLesson::from_meta(&row.meta, files));
+    }
+    // The creation time is that of the newest lesson, so the same lessons give the same bytes.
+    let newest = lessons.iter().map(|l| l.imported_at).max().unwrap_or(0);
+    let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(newest).unwrap_or(0));
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.to_owned(),
+        publisher: "local".to_owned(),
+        seq: 0,
+        created: humantime::format_rfc3339_seconds(created).to_string(),
+        dictionary: None,
+        lessons: out,
+    };
+    Ok((manifest, encodings))
+}
+
+/// The bytes of a blob file as the package holds it (`range` of it, or all), converting
+/// only in the rare case the store keeps it differently from what the manifest declares.
+pub fn blob_bytes(conn: &Connection, info: &BlobInfo, encoding: Encoding, range: Option<Range<u64>>) -> Result<Vec<u8>, ServiceError> {
+    let direct = match (encoding, info.storage) {
+        (Encoding::Zstd, Storage::Text) => Some((Variant::Zstd, info.zstd_size)),
+        (Encoding::Raw, Storage::Raw) => Some((Variant::Raw, info.size)),
+        _ => None,
+    };
+    if let Some((variant, len)) = direct {
+        return Ok(store::read_variant(conn, info.hash, variant, range.unwrap_or(0..len))?);
+    }
+    let whole = match encoding {
+        Encoding::Raw => store::read_raw(conn, info)?,
+        Encoding::Zstd => {
+            let raw = store::read_raw(conn, info)?;
+            zstd::bulk::compress(&raw, 9).map_err(|e| ServiceError::Internal(format!("zstd: {e}")))?
+        }
+    };
+    Ok(match range {
+        Some(r) => whole
+            .get(usize::try_from(r.start).unwrap_or(usize::MAX)..usize::try_from(r.end).unwrap_or(usize::MAX))
+            .unwrap_or_default()
+            .to_vec(),
+        None => whole,
+    })
+}
+
+#[derive(Debug, Default)]
+pub struct ExportReport {
+    pub dir: PathBuf,
+    pub lessons: usize,
+    pub blobs_written: usize,
+    pub blobs_present: usize,
+    pub bytes_written: u64,
+}
+
+/// Writes the lessons `ids` (all when empty) into `dir/DARS/`. The index is written last, so a
+/// stick pulled out early holds no package that claims to be whole.
+pub fn export(conn: &Connection, dir: &Path, ids: &[String], progress: &Progress) -> Result<ExportReport, ServiceError> {
+    let plan = plan(conn, ids)?;
+    let out = dir.join(USB_DIR);
+    std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
+    let mut report = ExportReport { dir: out.clone(), lessons: plan.lessons, ..ExportReport::default() };
+    for (path, bytes) in plan.documents.iter().chain(plan.dicts.iter()) {
+        write_if_changed(&out, path, bytes)?;
+    }
+    progress.set_totals(plan.blobs.len() as u64, plan.blobs.values().map(|(i, _)| i.size).sum());
+    for (info, encoding) in plan.blobs.values() {
         progress.set_current(&info.hash.short());
         let written = write_blob(conn, &out, info, *encoding)?;
         if written > 0 {
@@ -139,39 +214,20 @@ pub fn export(
         } else {
             report.blobs_present += 1;
         }
-        if *encoding == Encoding::Zstd && info.storage == Storage::Text && info.dict_id != 0 {
-            dict_ids.insert(info.dict_id);
-        }
         progress.add_bytes(info.size);
         progress.item_done();
     }
-    for id in dict_ids {
-        let bytes = store::dictionary(conn, id)?;
-        write_if_changed(&out, &dict_path(Hash::of(&bytes)), &bytes)?;
-    }
-    let index = Index {
-        format: INDEX_FORMAT.to_owned(),
-        manifests: entries,
-        local: local_file,
-        part_size: DEFAULT_PART_SIZE,
-    };
-    let bytes = serde_json::to_vec_pretty(&index).map_err(|e| ServiceError::Internal(e.to_string()))?;
-    write_atomically(&out.join(INDEX_FILE), &bytes)?;
+    write_atomically(&out.join(INDEX_FILE), &plan.index_bytes())?;
     Ok(report)
 }
 
-/// Writes one blob in the encoding its manifest declares; returns the bytes written (0 when
-/// a file of the right size is already there: blob files are named by their content).
+/// Writes one blob file (or its parts); returns the bytes written (0 when a file of the
+/// right size is already there: blob files are named by their content).
 fn write_blob(conn: &Connection, out: &Path, info: &BlobInfo, encoding: Encoding) -> Result<u64, ServiceError> {
-    let stored: Vec<u8> = match (encoding, info.storage) {
-        (Encoding::Zstd, Storage::Text) => store::read_variant(conn, info.hash, Variant::Zstd, 0..info.zstd_size)?,
-        (Encoding::Raw, Storage::Text) => store::read_raw(conn, info)?,
-        (Encoding::Zstd, Storage::Raw) => {
-            let raw = store::read_raw(conn, info)?;
-            zstd::bulk::compress(&raw, 9).map_err(|e| ServiceError::Internal(format!("zstd: {e}")))?
-        }
-        (Encoding::Raw, Storage::Raw) => return copy_raw(conn, out, info),
-    };
+    if encoding == Encoding::Raw && info.storage == Storage::Raw {
+        return copy_raw(conn, out, info);
+    }
+    let stored = blob_bytes(conn, info, encoding, None)?;
     let target = out.join(blob_path(info.hash, None));
     if std::fs::metadata(&target).is_ok_and(|m| m.len() == stored.len() as u64) {
         return Ok(0);
@@ -180,16 +236,12 @@ fn write_blob(conn: &Connection, out: &Path, info: &BlobInfo, encoding: Encoding
     Ok(stored.len() as u64)
 }
 
-/// Copies a raw blob chunk by chunk into its part files.
+/// Copies a raw blob a few chunks at a time into its part files.
 fn copy_raw(conn: &Connection, out: &Path, info: &BlobInfo) -> Result<u64, ServiceError> {
     let parts = part_count(info.size, DEFAULT_PART_SIZE);
     let mut written = 0;
     for n in 0..parts {
-        let rel = if parts == 1 {
-            blob_path(info.hash, None)
-        } else {
-            blob_path(info.hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-        };
+        let rel = if parts == 1 { blob_path(info.hash, None) } else { blob_path(info.hash, Some(u32::try_from(n + 1).unwrap_or(0))) };
         let start = n * DEFAULT_PART_SIZE;
         let end = (start + DEFAULT_PART_SIZE).min(info.size);
         let target = out.join(&rel);

@@ -8,7 +8,7 @@ mod publish;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use export::{ExportReport, export};
+pub use export::{ExportReport, LOCAL_FILE, Plan, blob_bytes, export, plan};
 pub use import::{CheckReport, ImportPackageOptions, PackageReport, check_package, import_package};
 pub use publish::{DictionaryChoice, PublishOptions, PublishReport, publish};
 
