@@ -1,6 +1,8 @@
 //! Lesson files as DESIGN.md §5 requires: stored variants chosen from `Accept-Encoding`,
 //! strong ETags, 304, HEAD, single ranges (206/416), and chunked streaming of large bodies.
 
+use std::ops::Range;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -76,6 +78,71 @@ fn text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// What a response will carry, before the conditional and range headers are applied.
+pub(super) struct Representation {
+    pub etag: String,
+    pub len: u64,
+    pub media_type: String,
+    pub content_encoding: Option<&'static str>,
+    pub vary: bool,
+    pub cache_control: &'static str,
+}
+
+/// The headers of a response, and either the status and byte range to send or a finished
+/// bodiless response (304, 416, HEAD).
+pub(super) enum Prepared {
+    Send(StatusCode, Range<u64>, HeaderMap),
+    Done(Response),
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, HttpError> {
+    HeaderValue::from_str(text).map_err(|e| HttpError::Internal(e.to_string()))
+}
+
+/// Applies `If-None-Match`, `If-Range`, `Range` and `HEAD` to a representation.
+pub(super) fn prepare(rep: &Representation, method: &Method, headers: &HeaderMap) -> Result<Prepared, HttpError> {
+    let mut out = HeaderMap::new();
+    out.insert(header::ETAG, header_value(&rep.etag)?);
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(rep.cache_control));
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if rep.vary {
+        out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if none_match(text(headers, header::IF_NONE_MATCH), &rep.etag) {
+        return Ok(Prepared::Done((StatusCode::NOT_MODIFIED, out).into_response()));
+    }
+    let len = rep.len;
+    let range = if if_range_allows(text(headers, header::IF_RANGE), &rep.etag) {
+        parse_range(text(headers, header::RANGE), len)
+    } else {
+        RangeRequest::Full
+    };
+    let (status, range) = match range {
+        RangeRequest::Full => (StatusCode::OK, 0..len),
+        RangeRequest::Partial(r) => {
+            out.insert(header::CONTENT_RANGE, header_value(&format!("bytes {}-{}/{len}", r.start, r.end - 1))?);
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+        RangeRequest::Unsatisfiable => {
+            out.insert(header::CONTENT_RANGE, header_value(&format!("bytes */{len}"))?);
+            return Ok(Prepared::Done((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response()));
+        }
+    };
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&rep.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Some(encoding) = rep.content_encoding {
+        out.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+    if method == Method::HEAD {
+        return Ok(Prepared::Done((status, out).into_response()));
+    }
+    Ok(Prepared::Send(status, range, out))
+}
+
 /// Builds the response for one stored file.
 pub(super) async fn respond(
     state: &AppState,
@@ -91,79 +158,35 @@ pub(super) async fn respond(
         Storage::Raw => &[Coding::Identity],
     };
     let coding = choose_coding(text(headers, header::ACCEPT_ENCODING), available).ok_or(HttpError::NotAcceptable)?;
-    let (variant, suffix) = match (coding, blob.storage) {
-        (Coding::Zstd, _) => (Variant::Zstd, "-zst"),
-        (Coding::Gzip, _) => (Variant::Gzip, "-gz"),
-        (Coding::Identity, _) => (Variant::Raw, ""),
+    let (variant, suffix, content_encoding) = match coding {
+        Coding::Zstd => (Variant::Zstd, "-zst", Some("zstd")),
+        Coding::Gzip => (Variant::Gzip, "-gz", Some("gzip")),
+        Coding::Identity => (Variant::Raw, "", None),
     };
-    let etag = format!("\"{}{suffix}\"", blob.hash.short());
-    let len = blob.variant_len(variant);
-
-    let mut out = HeaderMap::new();
-    out.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).map_err(|e| HttpError::Internal(e.to_string()))?,
-    );
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
-    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if blob.storage == Storage::Text {
-        out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    }
-    if none_match(text(headers, header::IF_NONE_MATCH), &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
-    }
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&hit.media_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    if coding != Coding::Identity {
-        out.insert(
-            header::CONTENT_ENCODING,
-            HeaderValue::from_static(if coding == Coding::Zstd { "zstd" } else { "gzip" }),
-        );
-    }
-    let range = if if_range_allows(text(headers, header::IF_RANGE), &etag) {
-        parse_range(text(headers, header::RANGE), len)
-    } else {
-        RangeRequest::Full
+    let rep = Representation {
+        etag: format!("\"{}{suffix}\"", blob.hash.short()),
+        len: blob.variant_len(variant),
+        media_type: hit.media_type,
+        content_encoding,
+        vary: blob.storage == Storage::Text,
+        cache_control: CACHE_CONTROL,
     };
-    let (status, range) = match range {
-        RangeRequest::Full => (StatusCode::OK, 0..len),
-        RangeRequest::Partial(r) => {
-            let value = format!("bytes {}-{}/{len}", r.start, r.end - 1);
-            out.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&value).map_err(|e| HttpError::Internal(e.to_string()))?,
-            );
-            (StatusCode::PARTIAL_CONTENT, r)
+    match prepare(&rep, method, headers)? {
+        Prepared::Done(response) => Ok(response),
+        Prepared::Send(status, range, out) => {
+            let body = body(state, blob, variant, range).await?;
+            let mut response = (status, out).into_response();
+            *response.body_mut() = body;
+            Ok(response)
         }
-        RangeRequest::Unsatisfiable => {
-            out.remove(header::CONTENT_TYPE);
-            out.remove(header::CONTENT_ENCODING);
-            let value = format!("bytes */{len}");
-            out.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&value).map_err(|e| HttpError::Internal(e.to_string()))?,
-            );
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response());
-        }
-    };
-    out.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
-    if method == Method::HEAD {
-        return Ok((status, out).into_response());
     }
-    let body = body(state, blob, variant, range).await?;
-    let mut response = (status, out).into_response();
-    *response.body_mut() = body;
-    Ok(response)
 }
 
-async fn body(
+pub(super) async fn body(
     state: &AppState,
     blob: BlobInfo,
     variant: Variant,
-    range: std::ops::Range<u64>,
+    range: Range<u64>,
 ) -> Result<Body, HttpError> {
     let len = blob.variant_len(variant);
     if len <= BODY_LIMIT || (blob.storage == Storage::Text && variant == Variant::Raw) {

@@ -4,6 +4,7 @@
 mod api;
 mod error;
 mod files;
+mod mirror;
 pub mod negotiate;
 mod pages;
 
@@ -116,6 +117,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/lessons/{id}", get(files::no_slash))
         .route("/lessons/{id}/", get(files::entry))
         .route("/lessons/{id}/{*path}", get(files::file))
+        .route("/mirror/{*path}", get(mirror::mirror))
         .fallback(pages::not_found)
         .layer(RequestBodyLimitLayer::new(limits.max_body))
         .layer(TimeoutLayer::with_status_code(

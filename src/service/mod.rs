@@ -92,6 +92,8 @@ pub struct Status {
 pub struct Library {
     pool: Pool,
     caches: Arc<cache::Caches>,
+    /// The package this store serves at /mirror/, with the cache generation it was made at.
+    mirror: std::sync::Mutex<Option<(u64, Arc<package::Plan>)>>,
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
@@ -102,6 +104,7 @@ impl Library {
         Ok(Library {
             pool: Pool::open(data_dir)?,
             caches: Arc::new(cache::Caches::new()),
+            mirror: std::sync::Mutex::new(None),
         })
     }
 
@@ -192,6 +195,30 @@ impl Library {
         progress: &Progress,
     ) -> Result<package::ExportReport, ServiceError> {
         self.pool.with(|conn| Ok(package::export(conn, dir, ids, progress)))?
+    }
+
+    /// Everything this store holds, as a package for peers; remade after any commit.
+    pub fn mirror_plan(&self) -> Result<Arc<package::Plan>, ServiceError> {
+        let generation = self.caches.generation();
+        let lock = || self.mirror.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((made_at, plan)) = lock().as_ref()
+            && *made_at == generation
+        {
+            return Ok(Arc::clone(plan));
+        }
+        let plan = Arc::new(self.pool.with(|conn| Ok(package::plan(conn, &[])))??);
+        *lock() = Some((generation, Arc::clone(&plan)));
+        Ok(plan)
+    }
+
+    /// A blob file of the mirror, in the encoding its manifest declares (`range` of it).
+    pub fn mirror_blob(
+        &self,
+        info: &BlobInfo,
+        encoding: crate::package::Encoding,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Vec<u8>, ServiceError> {
+        self.pool.with(|conn| Ok(package::blob_bytes(conn, info, encoding, range)))?
     }
 
     /// Publishers whose packages are installed: (fingerprint, key, latest sequence).
