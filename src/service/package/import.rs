@@ -9,6 +9,7 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{PackageError, io_problem, read_file, read_index};
+use crate::package::Index;
 use crate::keys::{PublicKey, signature_from_text};
 use crate::package::{
     Encoding, Manifest, ManifestFile, ManifestLesson, blob_path, check_manifest, dict_path, part_count,
@@ -50,7 +51,7 @@ pub struct PackageReport {
 }
 
 /// A manifest whose signature checked out, with the lessons to take from it.
-struct Verified {
+pub(crate) struct Verified {
     origin: Origin,
     seq: u64,
     key: String,
@@ -61,13 +62,15 @@ struct Verified {
     lessons: Vec<ManifestLesson>,
 }
 
+/// Reads a document of a package by its path inside the package (from a folder, or over HTTP).
+pub(crate) type ReadDoc<'a> = dyn FnMut(&str) -> Result<Vec<u8>, PackageError> + 'a;
+
 /// Reads and checks every manifest of the package: format, signature against `trusted`.
-fn verify_manifests(root: &Path, trusted: &[PublicKey]) -> Result<Vec<Verified>, PackageError> {
-    let index = read_index(root)?;
+pub(crate) fn verify_manifests(index: &Index, read: &mut ReadDoc<'_>, trusted: &[PublicKey]) -> Result<Vec<Verified>, PackageError> {
     let mut out = Vec::new();
     for entry in &index.manifests {
-        let bytes = read_file(root, &entry.manifest)?;
-        let sig_text = read_file(root, &entry.signature)?;
+        let bytes = read(&entry.manifest)?;
+        let sig_text = read(&entry.signature)?;
         let manifest = parse_manifest(&entry.manifest, &bytes)?;
         let key = PublicKey::parse(&manifest.publisher).map_err(|e| PackageError::BadDocument {
             file: entry.manifest.clone(),
@@ -105,7 +108,7 @@ fn verify_manifests(root: &Path, trusted: &[PublicKey]) -> Result<Vec<Verified>,
         });
     }
     if let Some(local) = &index.local {
-        let bytes = read_file(root, local)?;
+        let bytes = read(local)?;
         let manifest = parse_manifest(local, &bytes)?;
         check_manifest(&manifest).map_err(|problem| PackageError::BadDocument {
             file: local.clone(),
@@ -149,12 +152,15 @@ fn select(manifest: &Manifest, wanted: Option<&[String]>) -> Result<Vec<Manifest
         .collect()
 }
 
-/// Loads the dictionaries a package names: zstd id -> bytes.
-fn load_dictionaries(root: &Path, manifests: &[Verified]) -> Result<HashMap<u32, (Hash, Vec<u8>)>, PackageError> {
+/// zstd dictionary id -> (hash, bytes).
+pub(crate) type Dicts = HashMap<u32, (Hash, Vec<u8>)>;
+
+/// Loads the dictionaries a package names.
+pub(crate) fn load_dictionaries(manifests: &[Verified], read: &mut ReadDoc<'_>) -> Result<Dicts, PackageError> {
     let mut dicts = HashMap::new();
     for hash in manifests.iter().filter_map(|m| m.dictionary) {
         let rel = dict_path(hash);
-        let bytes = read_file(root, &rel)?;
+        let bytes = read(&rel)?;
         if Hash::of(&bytes) != hash {
             return Err(PackageError::BadDocument {
                 file: rel,
@@ -174,13 +180,14 @@ fn frame_dict_id(frame: &[u8]) -> u32 {
 
 /// Reads one blob of the package and checks it decodes to its hash. Text comes back ready
 /// to store; large raw blobs are streamed into the store by `stream_raw` instead.
-fn read_blob(
-    root: &Path,
-    lesson: &str,
-    file: &ManifestFile,
-    part_size: u64,
-    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
-) -> Result<StoredBlob, PackageError> {
+fn read_blob(root: &Path, lesson: &str, file: &ManifestFile, part_size: u64, dicts: &Dicts) -> Result<StoredBlob, PackageError> {
+    let bytes = read_parts(root, lesson, file, part_size)?;
+    decode_blob(lesson, file, bytes, dicts)
+}
+
+/// Checks that the bytes of a blob file decode to the manifest's hash, and makes them ready
+/// to store: zstd kept as it came (plus a gzip variant), raw as it is.
+pub(crate) fn decode_blob(lesson: &str, file: &ManifestFile, bytes: Vec<u8>, dicts: &Dicts) -> Result<StoredBlob, PackageError> {
     let hash = file.hash().unwrap_or(Hash([0; 32]));
     let damaged = |problem: String| PackageError::DamagedBlob {
         lesson: lesson.to_owned(),
@@ -188,7 +195,6 @@ fn read_blob(
         file: blob_path(hash, None),
         problem,
     };
-    let bytes = read_parts(root, lesson, file, part_size)?;
     match file.encoding {
         Encoding::Raw => {
             if Hash::of(&bytes) != hash || bytes.len() as u64 != file.size {
@@ -350,8 +356,9 @@ fn stream_raw(
 /// Verifies a package without a store: signatures, then every blob decoded and hashed.
 pub fn check_package(root: &Path, trusted: &[PublicKey], progress: &Progress) -> Result<CheckReport, ServiceError> {
     let index = read_index(root)?;
-    let manifests = verify_manifests(root, trusted)?;
-    let dicts = load_dictionaries(root, &manifests)?;
+    let mut read = |rel: &str| read_file(root, rel);
+    let manifests = verify_manifests(&index, &mut read, trusted)?;
+    let dicts = load_dictionaries(&manifests, &mut read)?;
     let mut report = CheckReport::default();
     let files: Vec<(&str, &ManifestFile)> = manifests
         .iter()
@@ -453,27 +460,45 @@ pub fn import_package(
     progress: &Progress,
 ) -> Result<PackageReport, ServiceError> {
     let index = read_index(root)?;
-    let manifests = verify_manifests(root, &opts.trusted)?;
+    let mut read = |rel: &str| read_file(root, rel);
+    let manifests = verify_manifests(&index, &mut read, &opts.trusted)?;
+    check_sequences(conn, &manifests, opts.allow_downgrade)?;
+    let dicts = load_dictionaries(&manifests, &mut read)?;
+    let mut report = PackageReport::default();
+    let needed = needed_blobs(conn, &manifests, &mut report)?;
+    progress.set_totals(needed.len() as u64, needed.iter().map(|(_, f)| f.stored_size).sum());
+
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = store_blobs(conn, root, &needed, index.part_size, &dicts, progress, &mut report)
+        .and_then(|()| commit(conn, &manifests, &dicts, &mut report));
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    result?;
+    store::collect_garbage(conn, 3600)?;
+    Ok(report)
+}
+
+/// Refuses a package older than what is installed from the same publisher.
+pub(crate) fn check_sequences(conn: &Connection, manifests: &[Verified], allow_downgrade: bool) -> Result<(), ServiceError> {
     for m in manifests.iter().filter(|m| !m.key.is_empty()) {
         if let Some(installed) = store::latest_seq(conn, &m.key)?
             && m.seq < installed
-            && !opts.allow_downgrade
+            && !allow_downgrade
         {
-            return Err(PackageError::Downgrade {
-                fingerprint: m.key.clone(),
-                installed,
-                offered: m.seq,
-            }
-            .into());
+            return Err(PackageError::Downgrade { fingerprint: m.key.clone(), installed, offered: m.seq }.into());
         }
     }
-    let dicts = load_dictionaries(root, &manifests)?;
-    let mut report = PackageReport::default();
+    Ok(())
+}
 
-    // Which contents are missing from the store.
-    let mut needed: Vec<(&str, &ManifestFile)> = Vec::new();
+/// The contents the store lacks, once each, with a lesson that uses them (for messages).
+pub(crate) fn needed_blobs<'m>(
+    conn: &Connection,
+    manifests: &'m [Verified],
+    report: &mut PackageReport,
+) -> Result<Vec<(&'m str, &'m ManifestFile)>, ServiceError> {
+    let mut needed = Vec::new();
     let mut seen = HashSet::new();
-    for m in &manifests {
+    for m in manifests {
         for lesson in &m.lessons {
             for file in &lesson.files {
                 let hash = file.hash().unwrap_or(Hash([0; 32]));
@@ -488,15 +513,7 @@ pub fn import_package(
             }
         }
     }
-    progress.set_totals(needed.len() as u64, needed.iter().map(|(_, f)| f.stored_size).sum());
-
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let result = store_blobs(conn, root, &needed, index.part_size, &dicts, progress, &mut report)
-        .and_then(|()| commit(conn, &manifests, &dicts, &mut report));
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    result?;
-    store::collect_garbage(conn, 3600)?;
-    Ok(report)
+    Ok(needed)
 }
 
 fn store_blobs(
@@ -504,7 +521,7 @@ fn store_blobs(
     root: &Path,
     needed: &[(&str, &ManifestFile)],
     part_size: u64,
-    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
+    dicts: &Dicts,
     progress: &Progress,
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
@@ -551,10 +568,10 @@ fn flush(
 }
 
 /// The one transaction that makes every lesson of the package visible.
-fn commit(
+pub(crate) fn commit(
     conn: &mut Connection,
     manifests: &[Verified],
-    dicts: &HashMap<u32, (Hash, Vec<u8>)>,
+    dicts: &Dicts,
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
