@@ -35,6 +35,8 @@ impl Weighter<(Hash, Variant), Bytes> for BodyWeight {
 
 #[derive(Debug)]
 pub struct Caches {
+    /// File lookups are cached only while a watcher keeps them fresh.
+    watching: std::sync::atomic::AtomicBool,
     generation: AtomicU64,
     files: QuickCache<(String, String), (u64, FileHit)>,
     bodies: QuickCache<(Hash, Variant), Bytes, BodyWeight>,
@@ -43,6 +45,7 @@ pub struct Caches {
 impl Caches {
     pub fn new() -> Self {
         Caches {
+            watching: std::sync::atomic::AtomicBool::new(false),
             generation: AtomicU64::new(0),
             files: QuickCache::new(FILE_ENTRIES),
             bodies: QuickCache::with_weighter(4096, BODY_BUDGET, BodyWeight),
@@ -55,6 +58,9 @@ impl Caches {
     }
 
     pub fn file(&self, lesson: &str, path: &str) -> Option<FileHit> {
+        if !self.watching.load(Ordering::Acquire) {
+            return None;
+        }
         let key = (lesson.to_owned(), path.to_owned());
         let (generation, hit) = self.files.get(&key)?;
         (generation == self.generation.load(Ordering::Acquire)).then_some(hit)
@@ -84,6 +90,7 @@ impl Caches {
 /// Watches the store file for commits by any connection or process and invalidates file
 /// lookups when one happens. The thread ends when the caches are dropped.
 pub fn watch(caches: &Arc<Caches>, db: PathBuf) {
+    caches.watching.store(true, Ordering::Release);
     let weak: Weak<Caches> = Arc::downgrade(caches);
     let spawned = std::thread::Builder::new()
         .name("dars-watch".to_owned())

@@ -305,6 +305,49 @@ impl BlobWriter {
         })
     }
 
+    /// Continues a blob left incomplete (a download killed half-way): the full chunks already
+    /// stored are kept, and their bytes are fed to `hasher` so the final check covers them.
+    /// Returns the writer and the offset to continue from; starts afresh when nothing usable
+    /// is stored.
+    pub fn resume(conn: &Connection, hash: Hash, size: u64, hasher: &mut blake3::Hasher) -> Result<(Self, u64)> {
+        let existing: Option<u64> = conn
+            .query_row(
+                "SELECT size FROM blobs WHERE hash = ?1 AND complete = 0",
+                [&hash.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if existing != Some(size) {
+            return Ok((BlobWriter::start(conn, hash, size)?, 0));
+        }
+        let mut stmt = conn.prepare_cached("SELECT idx, data FROM chunks WHERE hash = ?1 AND variant = 0 ORDER BY idx")?;
+        let mut rows = stmt.query([&hash.0[..]])?;
+        let mut next_idx = 0usize;
+        while let Some(row) = rows.next()? {
+            let idx: usize = row.get(0)?;
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            if idx != next_idx || data.len() != CHUNK_SIZE {
+                break;
+            }
+            hasher.update(data);
+            next_idx += 1;
+        }
+        drop(rows);
+        conn.execute(
+            "DELETE FROM chunks WHERE hash = ?1 AND variant = 0 AND idx >= ?2",
+            params![&hash.0[..], next_idx],
+        )?;
+        let written = (next_idx * CHUNK_SIZE) as u64;
+        let writer = BlobWriter {
+            hash,
+            size,
+            next_idx,
+            written,
+            buffer: Vec::with_capacity(CHUNK_SIZE),
+        };
+        Ok((writer, written))
+    }
+
     /// Appends bytes, storing every full chunk.
     pub fn write(&mut self, conn: &Connection, mut bytes: &[u8]) -> Result<()> {
         while !bytes.is_empty() {
