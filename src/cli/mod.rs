@@ -62,6 +62,18 @@ enum Command {
         #[arg(long)]
         allow_downgrade: bool,
     },
+    /// Fetch lessons from a package on the network: a published folder (nginx, CDN, bucket) or
+    /// another dars (http://host:8080/mirror/)
+    Sync {
+        /// The package's address (the folder holding package.json)
+        url: String,
+        /// Cap the bandwidth, in bytes per second: 200k, 1.5M ...
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        max_rate: Option<u64>,
+        /// Accept a package older than the one installed from the same publisher
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
     /// Write lessons this centre holds as a package onto a USB stick (into DIR/DARS/)
     Export {
         /// The stick's folder (its mount point)
@@ -132,6 +144,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Export { dir, lessons } => packages::export(&config, &dir, &lessons),
+        Command::Sync {
+            url,
+            max_rate,
+            allow_downgrade,
+        } => packages::sync(&config, &url, max_rate, allow_downgrade),
         Command::Keygen { out } => packages::keygen(&out),
         Command::Publish {
             src,
@@ -143,6 +160,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status(&config, json),
         Command::Verify { path: Some(path) } => packages::verify(&config, &path),
         Command::Verify { path: None } => verify(&config),
+    }
+}
+
+/// A rate such as `200k`, `1.5M` or `50000`, in bytes per second (k = 1000).
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
+    let (number, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * scale) as u64),
+        _ => Err(format!(
+            "{text:?} is not a rate: write bytes per second such as 200k or 1.5M"
+        )),
     }
 }
 

@@ -11,6 +11,13 @@ use crate::service::{ImportReport, Progress, Status, VerifyReport};
 /// Runs `work` while showing `progress`: a bar with MB/s and time left on a terminal, or a
 /// log line every few seconds otherwise.
 pub fn with_progress<T>(progress: &Progress, label: &str, work: impl FnOnce() -> T) -> T {
+    /// Stops the display even if `work` panics, so the scope can end.
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -20,9 +27,8 @@ pub fn with_progress<T>(progress: &Progress, label: &str, work: impl FnOnce() ->
                 show_lines(progress, label, &done);
             }
         });
-        let result = work();
-        done.store(true, Ordering::Release);
-        result
+        let _stop = Stop(&done);
+        work()
     })
 }
 

@@ -188,3 +188,39 @@ fn verify_package(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn sync(config: &Config, url: &str, max_rate: Option<u64>, allow_downgrade: bool) -> anyhow::Result<ExitCode> {
+    let trusted = trusted(config)?;
+    let library = super::open(config)?;
+    let opts = crate::service::sync::SyncOptions {
+        package: ImportPackageOptions {
+            trusted,
+            allow_downgrade,
+        },
+        max_rate,
+        ..crate::service::sync::SyncOptions::default()
+    };
+    let progress = Progress::new();
+    let started = Instant::now();
+    let report = with_progress(&progress, "syncing", || library.sync(url, &opts, &progress))?;
+    let secs = started.elapsed().as_secs_f64();
+    for (who, seq) in &report.package.manifests {
+        say!("from {who}, sequence {seq}");
+    }
+    say!(
+        "synced: {} new, {} updated, {} unchanged lessons; downloaded {} ({}/s) in {:.1} s; {} contents already here{}",
+        report.package.added.len(),
+        report.package.updated.len(),
+        report.package.unchanged.len(),
+        human_bytes(report.bytes_downloaded),
+        human_bytes((report.bytes_downloaded as f64 / secs.max(0.001)) as u64),
+        secs,
+        report.package.blobs_skipped,
+        if report.resumed > 0 {
+            format!("; resumed after {} fetched earlier", human_bytes(report.resumed))
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -121,7 +121,10 @@ pub(super) fn prepare(rep: &Representation, method: &Method, headers: &HeaderMap
     let (status, range) = match range {
         RangeRequest::Full => (StatusCode::OK, 0..len),
         RangeRequest::Partial(r) => {
-            out.insert(header::CONTENT_RANGE, header_value(&format!("bytes {}-{}/{len}", r.start, r.end - 1))?);
+            out.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{len}", r.start, r.end - 1))?,
+            );
             (StatusCode::PARTIAL_CONTENT, r)
         }
         RangeRequest::Unsatisfiable => {

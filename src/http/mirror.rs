@@ -32,7 +32,12 @@ pub async fn mirror(
         let rep = Representation {
             etag: format!("\"{}\"", Hash::of(&bytes).short()),
             len: bytes.len() as u64,
-            media_type: if path.ends_with(".json") { "application/json" } else { "application/octet-stream" }.to_owned(),
+            media_type: if path.ends_with(".json") {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            }
+            .to_owned(),
             content_encoding: None,
             vary: false,
             cache_control: INDEX_CACHE,
@@ -56,7 +61,10 @@ pub async fn mirror(
     };
     let total = match direct {
         Some((_, len)) => len,
-        None => state.blocking(move |lib| lib.mirror_blob(&info, encoding, None)).await?.len() as u64,
+        None => state
+            .blocking(move |lib| lib.mirror_blob(&info, encoding, None))
+            .await?
+            .len() as u64,
     };
     let parts = crate::package::part_count(total, part_size);
     let (offset, len) = match part {
@@ -68,7 +76,12 @@ pub async fn mirror(
         _ => return Err(HttpError::NotFound),
     };
     let rep = Representation {
-        etag: format!("\"{}-{}-{}\"", hash.short(), if encoding == Encoding::Zstd { "z" } else { "r" }, part.unwrap_or(0)),
+        etag: format!(
+            "\"{}-{}-{}\"",
+            hash.short(),
+            if encoding == Encoding::Zstd { "z" } else { "r" },
+            part.unwrap_or(0)
+        ),
         len,
         media_type: "application/octet-stream".to_owned(),
         content_encoding: None,
@@ -81,7 +94,11 @@ pub async fn mirror(
             let absolute = offset + range.start..offset + range.end;
             let body = match direct {
                 Some((variant, _)) => body(&state, info, variant, absolute).await?,
-                None => Body::from(state.blocking(move |lib| lib.mirror_blob(&info, encoding, Some(absolute))).await?),
+                None => Body::from(
+                    state
+                        .blocking(move |lib| lib.mirror_blob(&info, encoding, Some(absolute)))
+                        .await?,
+                ),
             };
             let mut response = (status, out).into_response();
             *response.body_mut() = body;

@@ -8,6 +8,7 @@ mod media;
 pub mod package;
 mod progress;
 mod scan;
+pub mod sync;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub enum ServiceError {
     NothingToImport(PathBuf),
     #[error("{0}")]
     Package(Box<package::PackageError>),
+    #[error("{0}")]
+    Sync(Box<sync::SyncError>),
     #[error("not found")]
     NotFound,
     #[error("internal error: {0}")]
@@ -187,6 +190,18 @@ impl Library {
         report
     }
 
+    /// Pulls the package at `url` (a published folder or a peer's /mirror/) into the store.
+    pub fn sync(
+        &self,
+        url: &str,
+        opts: &sync::SyncOptions,
+        progress: &Progress,
+    ) -> Result<sync::SyncReport, ServiceError> {
+        let report = self.pool.with(|conn| Ok(sync::sync(conn, url, opts, progress)))?;
+        self.caches.invalidate();
+        report
+    }
+
     /// Writes lessons (all when `ids` is empty) as a package into `dir/DARS/`.
     pub fn export(
         &self,
@@ -218,7 +233,8 @@ impl Library {
         encoding: crate::package::Encoding,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<Vec<u8>, ServiceError> {
-        self.pool.with(|conn| Ok(package::blob_bytes(conn, info, encoding, range)))?
+        self.pool
+            .with(|conn| Ok(package::blob_bytes(conn, info, encoding, range)))?
     }
 
     /// Publishers whose packages are installed: (fingerprint, key, latest sequence).

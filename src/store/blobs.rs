@@ -320,7 +320,8 @@ impl BlobWriter {
         if existing != Some(size) {
             return Ok((BlobWriter::start(conn, hash, size)?, 0));
         }
-        let mut stmt = conn.prepare_cached("SELECT idx, data FROM chunks WHERE hash = ?1 AND variant = 0 ORDER BY idx")?;
+        let mut stmt =
+            conn.prepare_cached("SELECT idx, data FROM chunks WHERE hash = ?1 AND variant = 0 ORDER BY idx")?;
         let mut rows = stmt.query([&hash.0[..]])?;
         let mut next_idx = 0usize;
         while let Some(row) = rows.next()? {

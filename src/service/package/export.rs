@@ -66,7 +66,10 @@ pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
         }
         all.into_iter().filter(|l| wanted.contains(&l.meta.id)).collect()
     };
-    let mut plan = Plan { lessons: chosen.len(), ..Plan::default() };
+    let mut plan = Plan {
+        lessons: chosen.len(),
+        ..Plan::default()
+    };
 
     // Publishers' lessons grouped by the manifest they came with; the rest are local.
     let mut signed: BTreeMap<(String, u64), Vec<String>> = BTreeMap::new();
@@ -95,7 +98,11 @@ pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
         let (manifest_file, signature_file) = manifest_name(key, *seq);
         plan.documents.insert(manifest_file.clone(), bytes);
         plan.documents.insert(signature_file.clone(), signature);
-        entries.push(IndexEntry { manifest: manifest_file, signature: signature_file, lessons: Some(lesson_ids.clone()) });
+        entries.push(IndexEntry {
+            manifest: manifest_file,
+            signature: signature_file,
+            lessons: Some(lesson_ids.clone()),
+        });
     }
     let local_file = if local.is_empty() {
         None
@@ -116,12 +123,20 @@ pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
         }
         plan.blobs.insert(hash, (info, encoding));
     }
-    plan.index = Index { format: INDEX_FORMAT.to_owned(), manifests: entries, local: local_file, part_size: DEFAULT_PART_SIZE };
+    plan.index = Index {
+        format: INDEX_FORMAT.to_owned(),
+        manifests: entries,
+        local: local_file,
+        part_size: DEFAULT_PART_SIZE,
+    };
     Ok(plan)
 }
 
 /// An unsigned manifest of local lessons, in the encodings the store keeps them.
-fn local_manifest(conn: &Connection, lessons: &[&LessonRow]) -> Result<(Manifest, Vec<(Hash, Encoding)>), ServiceError> {
+fn local_manifest(
+    conn: &Connection,
+    lessons: &[&LessonRow],
+) -> Result<(Manifest, Vec<(Hash, Encoding)>), ServiceError> {
     let mut out = Vec::new();
     let mut encodings = Vec::new();
     for row in lessons {
@@ -160,7 +175,12 @@ fn local_manifest(conn: &Connection, lessons: &[&LessonRow]) -> Result<(Manifest
 
 /// The bytes of a blob file as the package holds it (`range` of it, or all), converting
 /// only in the rare case the store keeps it differently from what the manifest declares.
-pub fn blob_bytes(conn: &Connection, info: &BlobInfo, encoding: Encoding, range: Option<Range<u64>>) -> Result<Vec<u8>, ServiceError> {
+pub fn blob_bytes(
+    conn: &Connection,
+    info: &BlobInfo,
+    encoding: Encoding,
+    range: Option<Range<u64>>,
+) -> Result<Vec<u8>, ServiceError> {
     let direct = match (encoding, info.storage) {
         (Encoding::Zstd, Storage::Text) => Some((Variant::Zstd, info.zstd_size)),
         (Encoding::Raw, Storage::Raw) => Some((Variant::Raw, info.size)),
@@ -196,11 +216,20 @@ pub struct ExportReport {
 
 /// Writes the lessons `ids` (all when empty) into `dir/DARS/`. The index is written last, so a
 /// stick pulled out early holds no package that claims to be whole.
-pub fn export(conn: &Connection, dir: &Path, ids: &[String], progress: &Progress) -> Result<ExportReport, ServiceError> {
+pub fn export(
+    conn: &Connection,
+    dir: &Path,
+    ids: &[String],
+    progress: &Progress,
+) -> Result<ExportReport, ServiceError> {
     let plan = plan(conn, ids)?;
     let out = dir.join(USB_DIR);
     std::fs::create_dir_all(&out).map_err(|e| io_error(&out, e))?;
-    let mut report = ExportReport { dir: out.clone(), lessons: plan.lessons, ..ExportReport::default() };
+    let mut report = ExportReport {
+        dir: out.clone(),
+        lessons: plan.lessons,
+        ..ExportReport::default()
+    };
     for (path, bytes) in plan.documents.iter().chain(plan.dicts.iter()) {
         write_if_changed(&out, path, bytes)?;
     }
@@ -241,7 +270,11 @@ fn copy_raw(conn: &Connection, out: &Path, info: &BlobInfo) -> Result<u64, Servi
     let parts = part_count(info.size, DEFAULT_PART_SIZE);
     let mut written = 0;
     for n in 0..parts {
-        let rel = if parts == 1 { blob_path(info.hash, None) } else { blob_path(info.hash, Some(u32::try_from(n + 1).unwrap_or(0))) };
+        let rel = if parts == 1 {
+            blob_path(info.hash, None)
+        } else {
+            blob_path(info.hash, Some(u32::try_from(n + 1).unwrap_or(0)))
+        };
         let start = n * DEFAULT_PART_SIZE;
         let end = (start + DEFAULT_PART_SIZE).min(info.size);
         let target = out.join(&rel);

@@ -9,8 +9,8 @@ use std::path::Path;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{PackageError, io_problem, read_file, read_index};
-use crate::package::Index;
 use crate::keys::{PublicKey, signature_from_text};
+use crate::package::Index;
 use crate::package::{
     Encoding, Manifest, ManifestFile, ManifestLesson, blob_path, check_manifest, dict_path, part_count,
 };
@@ -66,7 +66,11 @@ pub(crate) struct Verified {
 pub(crate) type ReadDoc<'a> = dyn FnMut(&str) -> Result<Vec<u8>, PackageError> + 'a;
 
 /// Reads and checks every manifest of the package: format, signature against `trusted`.
-pub(crate) fn verify_manifests(index: &Index, read: &mut ReadDoc<'_>, trusted: &[PublicKey]) -> Result<Vec<Verified>, PackageError> {
+pub(crate) fn verify_manifests(
+    index: &Index,
+    read: &mut ReadDoc<'_>,
+    trusted: &[PublicKey],
+) -> Result<Vec<Verified>, PackageError> {
     let mut out = Vec::new();
     for entry in &index.manifests {
         let bytes = read(&entry.manifest)?;
@@ -180,14 +184,25 @@ fn frame_dict_id(frame: &[u8]) -> u32 {
 
 /// Reads one blob of the package and checks it decodes to its hash. Text comes back ready
 /// to store; large raw blobs are streamed into the store by `stream_raw` instead.
-fn read_blob(root: &Path, lesson: &str, file: &ManifestFile, part_size: u64, dicts: &Dicts) -> Result<StoredBlob, PackageError> {
+fn read_blob(
+    root: &Path,
+    lesson: &str,
+    file: &ManifestFile,
+    part_size: u64,
+    dicts: &Dicts,
+) -> Result<StoredBlob, PackageError> {
     let bytes = read_parts(root, lesson, file, part_size)?;
     decode_blob(lesson, file, bytes, dicts)
 }
 
 /// Checks that the bytes of a blob file decode to the manifest's hash, and makes them ready
 /// to store: zstd kept as it came (plus a gzip variant), raw as it is.
-pub(crate) fn decode_blob(lesson: &str, file: &ManifestFile, bytes: Vec<u8>, dicts: &Dicts) -> Result<StoredBlob, PackageError> {
+pub(crate) fn decode_blob(
+    lesson: &str,
+    file: &ManifestFile,
+    bytes: Vec<u8>,
+    dicts: &Dicts,
+) -> Result<StoredBlob, PackageError> {
     let hash = file.hash().unwrap_or(Hash([0; 32]));
     let damaged = |problem: String| PackageError::DamagedBlob {
         lesson: lesson.to_owned(),
@@ -478,13 +493,22 @@ pub fn import_package(
 }
 
 /// Refuses a package older than what is installed from the same publisher.
-pub(crate) fn check_sequences(conn: &Connection, manifests: &[Verified], allow_downgrade: bool) -> Result<(), ServiceError> {
+pub(crate) fn check_sequences(
+    conn: &Connection,
+    manifests: &[Verified],
+    allow_downgrade: bool,
+) -> Result<(), ServiceError> {
     for m in manifests.iter().filter(|m| !m.key.is_empty()) {
         if let Some(installed) = store::latest_seq(conn, &m.key)?
             && m.seq < installed
             && !allow_downgrade
         {
-            return Err(PackageError::Downgrade { fingerprint: m.key.clone(), installed, offered: m.seq }.into());
+            return Err(PackageError::Downgrade {
+                fingerprint: m.key.clone(),
+                installed,
+                offered: m.seq,
+            }
+            .into());
         }
     }
     Ok(())
@@ -548,7 +572,7 @@ fn store_blobs(
     flush(conn, &mut batch, dicts)
 }
 
-fn flush(
+pub(crate) fn flush(
     conn: &mut Connection,
     batch: &mut Vec<StoredBlob>,
     dicts: &HashMap<u32, (Hash, Vec<u8>)>,
