@@ -24,6 +24,8 @@ pub struct Config {
     pub upstreams: Vec<String>,
     /// How often to sync, e.g. "6h" or "30m".
     pub sync_interval: String,
+    /// Bandwidth cap for scheduled syncs, bytes per second ("200k", "1M"); empty: no cap.
+    pub sync_max_rate: String,
     /// Where USB sticks appear when plugged in.
     pub usb_roots: Vec<PathBuf>,
     /// Seconds a client has to send its request headers.
@@ -43,6 +45,7 @@ impl Default for Config {
             trusted_keys: Vec::new(),
             upstreams: Vec::new(),
             sync_interval: "6h".to_owned(),
+            sync_max_rate: String::new(),
             usb_roots: ["/media", "/run/media", "/mnt"].iter().map(PathBuf::from).collect(),
             header_timeout_secs: 10,
             request_timeout_secs: 30,
@@ -68,6 +71,7 @@ const ENV_KEYS: &[&str] = &[
     "trusted_keys",
     "upstreams",
     "sync_interval",
+    "sync_max_rate",
     "usb_roots",
     "header_timeout_secs",
     "request_timeout_secs",
@@ -110,10 +114,43 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("max_connections must be at least 1".to_owned()));
         }
+        self.sync_every()?;
+        self.sync_rate()?;
+        for url in &self.upstreams {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "upstreams: {url:?} is not an http:// or https:// address"
+                )));
+            }
+        }
         if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
             return Err(ConfigError::Invalid("timeouts must be at least 1 second".to_owned()));
         }
         Ok(())
+    }
+
+    /// `sync_interval` as a duration (at least a minute).
+    pub fn sync_every(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(self.sync_interval.trim())
+            .ok()
+            .filter(|d| d.as_secs() >= 60)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "sync_interval = {:?}: write a duration of at least a minute such as \"30m\", \"6h\" or \"1d\"",
+                    self.sync_interval
+                ))
+            })
+    }
+
+    /// `sync_max_rate` in bytes per second, if set.
+    pub fn sync_rate(&self) -> Result<Option<u64>, ConfigError> {
+        let text = self.sync_max_rate.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        parse_rate(text)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(format!("sync_max_rate: {e}")))
     }
 
     /// The server's limits from these settings.
@@ -124,6 +161,23 @@ impl Config {
             max_connections: self.max_connections,
             ..crate::http::Limits::default()
         }
+    }
+}
+
+/// A rate such as `200k`, `1.5M` or `50000`, in bytes per second (k = 1000).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
+    let (number, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * scale) as u64),
+        _ => Err(format!(
+            "{text:?} is not a rate: write bytes per second such as 200k or 1.5M"
+        )),
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`store`]: the SQLite file: schema migrations, content-addressed blobs, the catalogue.
 //! - [`service`]: the operations cli and http share (import, lookup, status, verify).
 //! - [`http`]: the axum server: lesson files, JSON API, pages, limits, graceful shutdown.
+//! - [`discovery`]: mDNS announcement and browsing (never fatal).
 //! - [`config`]: settings layered defaults < file < environment < flags.
 //! - [`cli`]: the command line.
 //! - [`content`]: the sample lessons built into the binary.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod discovery;
 pub mod http;
 pub mod keys;
 pub mod lesson;

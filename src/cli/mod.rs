@@ -66,13 +66,23 @@ enum Command {
     /// another dars (http://host:8080/mirror/)
     Sync {
         /// The package's address (the folder holding package.json)
-        url: String,
+        #[arg(required_unless_present = "peer")]
+        url: Option<String>,
+        /// Sync from a dars server found on the network instead (see `dars peers`)
+        #[arg(long, value_name = "NAME", conflicts_with = "url")]
+        peer: Option<String>,
         /// Cap the bandwidth, in bytes per second: 200k, 1.5M ...
-        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        #[arg(long, value_name = "RATE", value_parser = crate::config::parse_rate)]
         max_rate: Option<u64>,
         /// Accept a package older than the one installed from the same publisher
         #[arg(long)]
         allow_downgrade: bool,
+    },
+    /// List the dars servers announcing themselves on the local network
+    Peers {
+        /// Seconds to listen for answers
+        #[arg(long, default_value_t = 3)]
+        wait: u64,
     },
     /// Write lessons this centre holds as a package onto a USB stick (into DIR/DARS/)
     Export {
@@ -146,9 +156,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Export { dir, lessons } => packages::export(&config, &dir, &lessons),
         Command::Sync {
             url,
+            peer,
             max_rate,
             allow_downgrade,
-        } => packages::sync(&config, &url, max_rate, allow_downgrade),
+        } => {
+            let url = match (url, peer) {
+                (Some(url), _) => url,
+                (None, Some(name)) => packages::peer_url(&name)?,
+                (None, None) => anyhow::bail!("give the package's address, or --peer NAME"),
+            };
+            packages::sync(&config, &url, max_rate, allow_downgrade)
+        }
+        Command::Peers { wait } => packages::peers(wait),
         Command::Keygen { out } => packages::keygen(&out),
         Command::Publish {
             src,
@@ -160,23 +179,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status(&config, json),
         Command::Verify { path: Some(path) } => packages::verify(&config, &path),
         Command::Verify { path: None } => verify(&config),
-    }
-}
-
-/// A rate such as `200k`, `1.5M` or `50000`, in bytes per second (k = 1000).
-fn parse_rate(text: &str) -> Result<u64, String> {
-    let t = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
-    let (number, scale) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
-    };
-    match number.trim().parse::<f64>() {
-        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * scale) as u64),
-        _ => Err(format!(
-            "{text:?} is not a rate: write bytes per second such as 200k or 1.5M"
-        )),
     }
 }
 
@@ -210,12 +212,76 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
             library.db_path().display(),
             crate::http::describe_listen(addr)
         );
+        let library = std::sync::Arc::new(library);
+        let _announcement = crate::discovery::announce(&announcement(config, &library, addr.port()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let schedule = schedule_syncs(config, &library, &stop)?;
         let limits = config.limits();
-        let router = crate::http::router(crate::http::AppState::new(library), &limits);
+        let router = crate::http::router(crate::http::AppState::shared(library), &limits);
         crate::http::serve(listener, router, limits, crate::http::shutdown_signal()).await?;
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(handle) = schedule {
+            // A sync in progress stops at its next step; its work so far stays stored.
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `dars serve` tells the network about itself.
+fn announcement(config: &Config, library: &Library, port: u16) -> crate::discovery::Announce {
+    let sequences = library
+        .publishers()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(fingerprint, _, seq)| format!("{fingerprint}:{seq}"))
+        .collect();
+    let trusted = crate::service::package::parse_trusted(&config.trusted_keys)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| k.fingerprint())
+        .collect();
+    crate::discovery::Announce {
+        centre: config.centre_name.clone(),
+        port,
+        sequences,
+        trusted,
+    }
+}
+
+/// Starts the scheduled syncs from the configured upstreams, if any.
+fn schedule_syncs(
+    config: &Config,
+    library: &std::sync::Arc<Library>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    if config.upstreams.is_empty() {
+        return Ok(None);
+    }
+    let opts = crate::service::sync::SyncOptions {
+        package: crate::service::package::ImportPackageOptions {
+            trusted: crate::service::package::parse_trusted(&config.trusted_keys)?,
+            allow_downgrade: false,
+        },
+        max_rate: config.sync_rate()?,
+        ..crate::service::sync::SyncOptions::default()
+    };
+    let every = config.sync_every()?;
+    let upstreams = config.upstreams.clone();
+    let library = std::sync::Arc::clone(library);
+    let stop = std::sync::Arc::clone(stop);
+    tracing::info!(
+        "syncing from {} upstream(s) every {}",
+        upstreams.len(),
+        humantime::format_duration(every)
+    );
+    let handle = std::thread::Builder::new()
+        .name("dars-sync".to_owned())
+        .spawn(move || {
+            crate::service::sync::run_schedule(&library, &upstreams, every, &opts, &stop);
+        })?;
+    Ok(Some(handle))
 }
 
 fn import(config: &Config, path: &Path, check: bool) -> anyhow::Result<ExitCode> {

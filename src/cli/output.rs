@@ -131,6 +131,16 @@ pub fn print_status(status: &Status) {
     for (fingerprint, _, seq) in &status.publishers {
         say!("publisher:      {fingerprint} (sequence {seq})");
     }
+    for sync in &status.syncs {
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(sync.finished_at).unwrap_or(0));
+        say!(
+            "last sync:      {} at {}: {} {}",
+            sync.url,
+            humantime::format_rfc3339_seconds(when),
+            if sync.ok { "ok," } else { "FAILED:" },
+            sync.message
+        );
+    }
 }
 
 pub fn print_verify(report: &VerifyReport) {

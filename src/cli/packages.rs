@@ -224,3 +224,54 @@ pub fn sync(config: &Config, url: &str, max_rate: Option<u64>, allow_downgrade: 
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn peers(wait: u64) -> anyhow::Result<ExitCode> {
+    let peers = crate::discovery::browse(std::time::Duration::from_secs(wait))?;
+    if peers.is_empty() {
+        say!("no dars servers answered within {wait} s (they must be on this network, with multicast allowed)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for peer in &peers {
+        let addresses: Vec<String> = peer.addresses.iter().map(ToString::to_string).collect();
+        say!(
+            "{}\t{}:{}\tcentre={}\tversion={}\tcontent={}",
+            peer.name,
+            addresses.join(","),
+            peer.port,
+            peer.centre,
+            peer.version,
+            if peer.sequences.is_empty() {
+                "-"
+            } else {
+                &peer.sequences
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The mirror address of the peer called `name` (its instance name or centre name).
+pub fn peer_url(name: &str) -> anyhow::Result<String> {
+    let peers = crate::discovery::browse(std::time::Duration::from_secs(3))?;
+    let peer = peers
+        .iter()
+        .find(|p| p.name == name || p.centre == name)
+        .or_else(|| {
+            peers
+                .iter()
+                .find(|p| p.name.eq_ignore_ascii_case(name) || p.centre.eq_ignore_ascii_case(name))
+        })
+        .ok_or_else(|| {
+            let names: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+            anyhow::anyhow!(
+                "no dars server called {name:?} answered on the network; found: {}",
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })?;
+    peer.mirror_url()
+        .ok_or_else(|| anyhow::anyhow!("{name} announced no address"))
+}

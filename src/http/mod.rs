@@ -60,7 +60,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    library: Library,
+    library: Arc<Library>,
     /// Bounds store work running at once: enough to keep a disk and two cores busy, few
     /// enough that 500 waiting phones do not open 500 SQLite connections (each with its own
     /// page cache) or 500 threads.
@@ -73,6 +73,11 @@ const STORE_SLOTS: usize = 8;
 impl AppState {
     /// State for a long-running server: the library also watches for other processes' commits.
     pub fn new(library: Library) -> Self {
+        Self::shared(Arc::new(library))
+    }
+
+    /// The same, for a library that other parts of the server (the sync schedule) also use.
+    pub fn shared(library: Arc<Library>) -> Self {
         library.watch_for_changes();
         AppState {
             inner: Arc::new(Inner {

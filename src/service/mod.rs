@@ -88,6 +88,8 @@ pub struct Status {
     pub file_bytes: u64,
     /// (fingerprint, public key, latest sequence installed)
     pub publishers: Vec<(String, String, u64)>,
+    /// The last result of each scheduled sync.
+    pub syncs: Vec<store::SyncResult>,
 }
 
 /// The lesson library: the store and the operations on it.
@@ -200,6 +202,26 @@ impl Library {
         let report = self.pool.with(|conn| Ok(sync::sync(conn, url, opts, progress)))?;
         self.caches.invalidate();
         report
+    }
+
+    /// Syncs from `url` and records the outcome for `dars status`.
+    pub fn sync_and_record(&self, url: &str, opts: &sync::SyncOptions) -> Result<sync::SyncReport, ServiceError> {
+        let result = self.sync(url, opts, &Progress::new());
+        let (ok, message) = match &result {
+            Ok(r) => (
+                true,
+                format!(
+                    "{} new, {} updated, {} unchanged lessons; {} bytes downloaded",
+                    r.package.added.len(),
+                    r.package.updated.len(),
+                    r.package.unchanged.len(),
+                    r.bytes_downloaded
+                ),
+            ),
+            Err(e) => (false, e.to_string()),
+        };
+        self.pool.with(|conn| store::record_sync(conn, url, ok, &message))?;
+        result
     }
 
     /// Writes lessons (all when `ids` is empty) as a package into `dir/DARS/`.
@@ -344,6 +366,7 @@ impl Library {
                     stored: per.into_iter().map(|(v, n, b)| (v.name().to_owned(), n, b)).collect(),
                     file_bytes,
                     publishers: store::publishers(conn)?,
+                    syncs: store::sync_results(conn)?,
                 })
             })
             .map_err(ServiceError::from)

@@ -147,12 +147,7 @@ impl Fetcher {
 
     /// GETs `rel` (from byte `from` on), retrying transient failures with backoff, and feeds
     /// the body to `sink` in pieces. `sink` is told where each attempt starts again.
-    fn get(
-        &mut self,
-        rel: &str,
-        from: u64,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), ServiceError> {
+    fn get(&mut self, rel: &str, from: u64, sink: &mut Sink<'_>) -> Result<(), ServiceError> {
         let url = self.url(rel);
         let mut at = from;
         let mut last = String::new();
@@ -424,4 +419,39 @@ fn stream_blob(
     writer.finish(&tx)?;
     tx.commit()?;
     Ok(resumed)
+}
+
+/// Syncs from each upstream now and then every `every`, until `stop` is set; each result is
+/// recorded for `dars status`. Failures are logged and tried again at the next round.
+pub fn run_schedule(
+    library: &super::Library,
+    upstreams: &[String],
+    every: Duration,
+    opts: &SyncOptions,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    // Let the server answer its first phones before the first sync.
+    let mut next = Instant::now() + Duration::from_secs(5);
+    while !stop.load(Ordering::Acquire) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        for url in upstreams {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            match library.sync_and_record(url, opts) {
+                Ok(report) => tracing::info!(
+                    "sync from {url}: {} new, {} updated lessons, {} bytes downloaded",
+                    report.package.added.len(),
+                    report.package.updated.len(),
+                    report.bytes_downloaded
+                ),
+                Err(e) => tracing::warn!("sync from {url} failed: {e}"),
+            }
+        }
+        next = Instant::now() + every;
+    }
 }

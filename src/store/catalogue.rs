@@ -316,3 +316,34 @@ pub fn prune_manifests(conn: &Connection) -> Result<usize> {
         [],
     )?)
 }
+
+/// The last result of a sync from `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncResult {
+    pub url: String,
+    pub finished_at: i64,
+    pub ok: bool,
+    pub message: String,
+}
+
+pub fn record_sync(conn: &Connection, url: &str, ok: bool, message: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sync_results (url, finished_at, ok, message) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (url) DO UPDATE SET finished_at = excluded.finished_at, ok = excluded.ok, message = excluded.message",
+    )?
+    .execute(params![url, now_secs(), ok, message])?;
+    Ok(())
+}
+
+pub fn sync_results(conn: &Connection) -> Result<Vec<SyncResult>> {
+    let mut stmt = conn.prepare_cached("SELECT url, finished_at, ok, message FROM sync_results ORDER BY url")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SyncResult {
+            url: r.get(0)?,
+            finished_at: r.get(1)?,
+            ok: r.get(2)?,
+            message: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -90,6 +90,15 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE blobs ADD COLUMN dict_id INTEGER NOT NULL DEFAULT 0;
     ",
+    // 3: the last result of each scheduled sync, for `dars status` and the console.
+    r"
+    CREATE TABLE sync_results (
+        url TEXT PRIMARY KEY,
+        finished_at INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        message TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,179 @@
+//! mDNS with mdns-sd: `dars serve` announces itself as `_dars._tcp.local.` (and as
+//! `_http._tcp.local.` for generic browsers), and `dars peers` finds other dars servers on the
+//! network. Multicast failing is a warning, never fatal: phones reach the server by address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+
+pub const DARS_SERVICE: &str = "_dars._tcp.local.";
+pub const HTTP_SERVICE: &str = "_http._tcp.local.";
+
+/// What a server says about itself in its TXT record.
+#[derive(Debug, Clone, Default)]
+pub struct Announce {
+    pub centre: String,
+    pub port: u16,
+    /// `fingerprint:sequence` of each publisher whose package is installed.
+    pub sequences: Vec<String>,
+    /// Fingerprints of the keys this server trusts.
+    pub trusted: Vec<String>,
+}
+
+/// Keeps the announcement alive; dropping it withdraws it.
+pub struct Announcement {
+    daemon: ServiceDaemon,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Announcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcement").field("names", &self.names).finish()
+    }
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = self.daemon.unregister(name);
+        }
+        let _ = self.daemon.shutdown();
+    }
+}
+
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "dars".to_owned());
+    format!("{name}.local.")
+}
+
+/// Announces the server; logs a warning and returns `None` if multicast is unavailable.
+pub fn announce(info: &Announce) -> Option<Announcement> {
+    let daemon = match ServiceDaemon::new() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("cannot announce on the network (mDNS): {e}; phones still reach the server by its address");
+            return None;
+        }
+    };
+    let mut props = HashMap::new();
+    props.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
+    props.insert("centre".to_owned(), info.centre.clone());
+    props.insert("seq".to_owned(), info.sequences.join(","));
+    props.insert("keys".to_owned(), info.trusted.join(","));
+    props.insert("path".to_owned(), "/mirror/".to_owned());
+    let host = host_name();
+    let mut names = Vec::new();
+    for (service, path) in [(DARS_SERVICE, "/mirror/"), (HTTP_SERVICE, "/")] {
+        let mut props = props.clone();
+        props.insert("path".to_owned(), path.to_owned());
+        let registered = ServiceInfo::new(service, &info.centre, &host, (), info.port, props)
+            .map(ServiceInfo::enable_addr_auto)
+            .and_then(|service_info| {
+                let name = service_info.get_fullname().to_owned();
+                daemon.register(service_info).map(|()| name)
+            });
+        match registered {
+            Ok(name) => names.push(name),
+            Err(e) => tracing::warn!("cannot announce {service} on the network (mDNS): {e}"),
+        }
+    }
+    if names.is_empty() {
+        let _ = daemon.shutdown();
+        return None;
+    }
+    tracing::info!("announced on the local network as \"{}\" ({DARS_SERVICE})", info.centre);
+    Some(Announcement { daemon, names })
+}
+
+/// Another dars server found on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The instance name (the centre's name, with " (2)" etc. after a clash).
+    pub name: String,
+    pub centre: String,
+    pub version: String,
+    pub addresses: Vec<IpAddr>,
+    pub port: u16,
+    pub sequences: String,
+}
+
+impl Peer {
+    /// The address of its mirror, preferring IPv4.
+    pub fn mirror_url(&self) -> Option<String> {
+        let ip = self
+            .addresses
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| self.addresses.first())?;
+        Some(match ip {
+            IpAddr::V4(v4) => format!("http://{v4}:{}/mirror/", self.port),
+            IpAddr::V6(v6) => format!("http://[{v6}]:{}/mirror/", self.port),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot search the network (mDNS): {0}")]
+    Mdns(#[from] mdns_sd::Error),
+}
+
+/// Listens for `wait` and returns the dars servers that answered.
+pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
+    let daemon = ServiceDaemon::new()?;
+    let events = daemon.browse(DARS_SERVICE)?;
+    let deadline = Instant::now() + wait;
+    let mut found: HashMap<String, Peer> = HashMap::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(ServiceEvent::ServiceResolved(service)) => {
+                let name = service
+                    .fullname
+                    .strip_suffix(&format!(".{DARS_SERVICE}"))
+                    .unwrap_or(&service.fullname);
+                let text = |key: &str| {
+                    service
+                        .txt_properties
+                        .get_property_val_str(key)
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let mut addresses: Vec<IpAddr> = service.addresses.iter().map(|a| a.to_ip_addr()).collect();
+                addresses.sort();
+                found.insert(
+                    service.fullname.clone(),
+                    Peer {
+                        name: unescape(name),
+                        centre: text("centre"),
+                        version: text("version"),
+                        addresses,
+                        port: service.port,
+                        sequences: text("seq"),
+                    },
+                );
+            }
+            Ok(ServiceEvent::ServiceRemoved(_, fullname)) => {
+                found.remove(&fullname);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = daemon.stop_browse(DARS_SERVICE);
+    let _ = daemon.shutdown();
+    let mut peers: Vec<Peer> = found.into_values().collect();
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(peers)
+}
+
+/// mDNS escapes dots and backslashes in instance names.
+fn unescape(name: &str) -> String {
+    name.replace("\\.", ".").replace("\\\\", "\\")
+}
