@@ -211,6 +211,25 @@ mod tests {
     }
 
     #[test]
+    fn rates_and_intervals() {
+        assert_eq!(parse_rate("200k"), Ok(200_000));
+        assert_eq!(parse_rate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_rate("50000"), Ok(50_000));
+        assert_eq!(parse_rate("2MB/s"), Ok(2_000_000));
+        for bad in ["", "fast", "-1k", "0"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+        let mut config = Config::default();
+        assert_eq!(config.sync_every().expect("6h").as_secs(), 6 * 3600);
+        config.sync_interval = "10s".to_owned();
+        assert!(config.sync_every().expect_err("too short").to_string().contains("sync_interval"));
+        config.sync_interval = "often".to_owned();
+        assert!(config.sync_every().is_err());
+        config.sync_max_rate = "lots".to_owned();
+        assert!(config.sync_rate().expect_err("bad rate").to_string().contains("sync_max_rate"));
+    }
+
+    #[test]
     fn the_documented_example_config_loads() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dars.toml");
         let config = Config::load(Some(&example), &Overrides::default()).expect("deploy/dars.toml");

@@ -6,3 +6,5 @@ mod cli;
 mod common;
 mod files;
 mod import;
+mod packages;
+mod sync;
