@@ -285,6 +285,9 @@ fn schedule_syncs(
 }
 
 fn import(config: &Config, path: &Path, check: bool) -> anyhow::Result<ExitCode> {
+    if !path.exists() {
+        anyhow::bail!("{} does not exist: check the path (is the USB stick plugged in?)", path.display());
+    }
     if !path.is_dir() {
         anyhow::bail!(
             "{} is not a folder: give the folder that holds the lesson folders",

@@ -165,7 +165,7 @@ fn import_of_a_missing_folder_fails_clearly() {
     assert_ne!(out.status.code(), Some(2), "a missing folder is not a refused lesson");
     assert!(stderr.contains("error:"), "{stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
-    assert!(stderr.contains("not a folder"), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
