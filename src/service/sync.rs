@@ -235,9 +235,10 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
-/// rustls needs a process-wide crypto provider; ring builds quickly and needs no C toolchain
+/// rustls needs a process-wide crypto provider (HTTP clients in tests call this too); ring
+/// builds quickly and needs no C toolchain
 /// beyond what SQLite already needs.
-fn install_crypto() {
+pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

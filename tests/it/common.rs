@@ -91,6 +91,7 @@ impl TestServer {
 
 /// A plain HTTP client: no automatic decompression, so tests see the bytes sent.
 pub fn client() -> reqwest::Client {
+    dars::service::sync::install_crypto();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
