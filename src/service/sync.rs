@@ -22,6 +22,8 @@ const STREAM_ABOVE: u64 = 1024 * 1024;
 /// fetches them again only if they arrived in the last moments.
 const COMMIT_EVERY: Duration = Duration::from_secs(2);
 const COMMIT_BYTES: u64 = 4 * 1024 * 1024;
+/// Streamed blobs are committed every this many bytes, the most a killed sync refetches.
+const RESUME_STEP: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -369,8 +371,12 @@ fn stream_blob(
     progress.add_bytes(resumed);
     let parts = part_count(file.size, part_size);
     let mut done = resumed;
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Plain BEGIN/COMMIT on a shared connection, so the body's sink can commit every few MB:
+    // what has arrived survives a kill and the next sync asks only for the rest.
+    let conn: &Connection = conn;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
     let mut since_commit = 0u64;
+    let mut fetched = Ok(());
     for n in 0..parts {
         let start = n * part_size;
         let end = (start + part_size).min(file.size);
@@ -393,21 +399,27 @@ fn stream_blob(
                 )));
             }
             hasher.update(piece);
-            writer.write(&tx, piece)?;
+            writer.write(conn, piece)?;
             done += piece.len() as u64;
             since_commit += piece.len() as u64;
             progress.add_bytes(piece.len() as u64);
+            if since_commit >= RESUME_STEP {
+                conn.execute_batch("COMMIT; BEGIN IMMEDIATE")?;
+                since_commit = 0;
+            }
             Ok(())
         };
-        fetcher.get(&rel, offset, &mut sink)?;
-        // Chunks written so far survive a kill from here on.
-        if since_commit > 0 {
-            tx.commit()?;
-            tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            since_commit = 0;
+        fetched = fetcher.get(&rel, offset, &mut sink);
+        if fetched.is_err() {
+            break;
         }
     }
+    // Keep what arrived, even when the transfer failed: the next sync resumes from it.
+    conn.execute_batch("COMMIT")?;
+    fetched?;
     if done != file.size || Hash(*hasher.finalize().as_bytes()) != hash {
+        // Nothing of it can be trusted: the next sync starts this blob afresh.
+        store::discard_incomplete(conn, hash)?;
         return Err(PackageError::DamagedBlob {
             lesson: lesson.to_owned(),
             path: file.path.clone(),
@@ -417,8 +429,10 @@ fn stream_blob(
         }
         .into());
     }
-    writer.finish(&tx)?;
-    tx.commit()?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let finished = writer.finish(conn);
+    conn.execute_batch(if finished.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    finished?;
     Ok(resumed)
 }
 

@@ -223,6 +223,12 @@ pub fn blob_info(conn: &Connection, hash: Hash) -> Result<BlobInfo> {
         .ok_or(StoreError::NotFound)
 }
 
+/// Forgets a half-written blob (its content turned out wrong).
+pub fn discard_incomplete(conn: &Connection, hash: Hash) -> Result<()> {
+    conn.execute("DELETE FROM blobs WHERE hash = ?1 AND complete = 0", [&hash.0[..]])?;
+    Ok(())
+}
+
 /// Every complete blob, for verification.
 pub fn all_blobs(conn: &Connection) -> Result<Vec<BlobInfo>> {
     let sql = format!("SELECT {BLOB_COLUMNS} FROM blobs b WHERE b.complete = 1");
