@@ -257,12 +257,32 @@ fn write_blob(conn: &Connection, out: &Path, info: &BlobInfo, encoding: Encoding
         return copy_raw(conn, out, info);
     }
     let stored = blob_bytes(conn, info, encoding, None)?;
-    let target = out.join(blob_path(info.hash, None));
-    if std::fs::metadata(&target).is_ok_and(|m| m.len() == stored.len() as u64) {
-        return Ok(0);
+    // Rewritten unless the stick already holds exactly these bytes: exporting again repairs
+    // a damaged stick.
+    let written = write_if_changed(out, &blob_path(info.hash, None), &stored)?;
+    Ok(if written { stored.len() as u64 } else { 0 })
+}
+
+/// Whether the file at `target` holds exactly `range` of the raw blob (read back in pieces,
+/// so a damaged stick is noticed and repaired).
+fn same_as_store(conn: &Connection, info: &BlobInfo, target: &Path, range: Range<u64>) -> Result<bool, ServiceError> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(target) else {
+        return Ok(false);
+    };
+    let step = store::CHUNK_SIZE as u64 * 4;
+    let mut at = range.start;
+    let mut buf = Vec::new();
+    while at < range.end {
+        let next = (at + step).min(range.end);
+        let want = store::read_variant(conn, info.hash, Variant::Raw, at..next)?;
+        buf.resize(want.len(), 0);
+        if file.read_exact(&mut buf).is_err() || buf != want {
+            return Ok(false);
+        }
+        at = next;
     }
-    write_if_changed(out, &blob_path(info.hash, None), &stored)?;
-    Ok(stored.len() as u64)
+    Ok(true)
 }
 
 /// Copies a raw blob a few chunks at a time into its part files.
@@ -278,7 +298,9 @@ fn copy_raw(conn: &Connection, out: &Path, info: &BlobInfo) -> Result<u64, Servi
         let start = n * DEFAULT_PART_SIZE;
         let end = (start + DEFAULT_PART_SIZE).min(info.size);
         let target = out.join(&rel);
-        if std::fs::metadata(&target).is_ok_and(|m| m.len() == end - start) {
+        if std::fs::metadata(&target).is_ok_and(|m| m.len() == end - start)
+            && same_as_store(conn, info, &target, start..end)?
+        {
             continue;
         }
         let parent = target.parent().unwrap_or(out);

@@ -510,6 +510,15 @@ pub(crate) fn check_sequences(
             }
             .into());
         }
+        // One (publisher, sequence) names one manifest: the same number for other content
+        // would make what this centre serves differ from what it exports and mirrors.
+        match store::get_manifest(conn, &m.key, m.seq) {
+            Ok((bytes, _)) if bytes != m.bytes => {
+                return Err(PackageError::SequenceReused { fingerprint: m.key.clone(), seq: m.seq }.into());
+            }
+            Ok(_) | Err(store::StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

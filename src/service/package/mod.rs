@@ -44,6 +44,11 @@ pub enum PackageError {
         installed: u64,
         offered: u64,
     },
+    #[error(
+        "key {fingerprint} already published a different package with sequence {seq}; nothing was changed. \
+         The publisher must publish again with a higher --seq"
+    )]
+    SequenceReused { fingerprint: String, seq: u64 },
     #[error("lesson {lesson}, file {path}: its content ({file}) is missing from the package. Copy the package again")]
     MissingBlob { lesson: String, path: String, file: String },
     #[error("lesson {lesson}, file {path}: its content ({file}) is damaged: {problem}. Copy the package again")]
