@@ -222,11 +222,23 @@ mod tests {
         let mut config = Config::default();
         assert_eq!(config.sync_every().expect("6h").as_secs(), 6 * 3600);
         config.sync_interval = "10s".to_owned();
-        assert!(config.sync_every().expect_err("too short").to_string().contains("sync_interval"));
+        assert!(
+            config
+                .sync_every()
+                .expect_err("too short")
+                .to_string()
+                .contains("sync_interval")
+        );
         config.sync_interval = "often".to_owned();
         assert!(config.sync_every().is_err());
         config.sync_max_rate = "lots".to_owned();
-        assert!(config.sync_rate().expect_err("bad rate").to_string().contains("sync_max_rate"));
+        assert!(
+            config
+                .sync_rate()
+                .expect_err("bad rate")
+                .to_string()
+                .contains("sync_max_rate")
+        );
     }
 
     #[test]

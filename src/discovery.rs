@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{DaemonEvent, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 pub const DARS_SERVICE: &str = "_dars._tcp.local.";
 pub const HTTP_SERVICE: &str = "_http._tcp.local.";
@@ -15,6 +15,8 @@ pub const HTTP_SERVICE: &str = "_http._tcp.local.";
 #[derive(Debug, Clone, Default)]
 pub struct Announce {
     pub centre: String,
+    /// The address the server listens on: only where it answers is announced.
+    pub listen: Option<IpAddr>,
     pub port: u16,
     /// `fingerprint:sequence` of each publisher whose package is installed.
     pub sequences: Vec<String>,
@@ -54,42 +56,120 @@ fn host_name() -> String {
 }
 
 /// Announces the server; logs a warning and returns `None` if multicast is unavailable.
+/// What happens later (the announcement going out, a name clash renaming it, sockets that
+/// cannot be opened) is logged from the daemon's own events.
 pub fn announce(info: &Announce) -> Option<Announcement> {
+    let specific = info.listen.filter(|ip| !ip.is_unspecified());
+    if specific.is_some_and(|ip| ip.is_loopback()) {
+        tracing::info!("listening on a loopback address only: not announced on the network");
+        return None;
+    }
+    if let Err(e) = probe_port() {
+        tracing::warn!(
+            "mDNS: UDP port {MDNS_PORT} cannot be shared ({e}); another program holds it, so this server is not announced. \
+             Phones still reach it by its address"
+        );
+        return None;
+    }
+    if specific.is_none() && !any_card_up() {
+        tracing::warn!("mDNS: no network card is up, so there is nowhere to announce this server yet");
+    }
     let daemon = match ServiceDaemon::new() {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!("cannot announce on the network (mDNS): {e}; phones still reach the server by its address");
+            tracing::warn!("mDNS: cannot announce on the network: {e}; phones still reach the server by its address");
             return None;
         }
     };
+    watch_events(&daemon, &info.centre);
     let mut props = HashMap::new();
     props.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
     props.insert("centre".to_owned(), info.centre.clone());
     props.insert("seq".to_owned(), info.sequences.join(","));
     props.insert("keys".to_owned(), info.trusted.join(","));
-    props.insert("path".to_owned(), "/mirror/".to_owned());
     let host = host_name();
     let mut names = Vec::new();
     for (service, path) in [(DARS_SERVICE, "/mirror/"), (HTTP_SERVICE, "/")] {
         let mut props = props.clone();
         props.insert("path".to_owned(), path.to_owned());
-        let registered = ServiceInfo::new(service, &info.centre, &host, (), info.port, props)
-            .map(ServiceInfo::enable_addr_auto)
-            .and_then(|service_info| {
-                let name = service_info.get_fullname().to_owned();
-                daemon.register(service_info).map(|()| name)
-            });
+        let service_info = match specific {
+            Some(ip) => ServiceInfo::new(service, &info.centre, &host, ip, info.port, props),
+            None => {
+                ServiceInfo::new(service, &info.centre, &host, (), info.port, props).map(ServiceInfo::enable_addr_auto)
+            }
+        };
+        let registered = service_info.and_then(|service_info| {
+            let name = service_info.get_fullname().to_owned();
+            daemon.register(service_info).map(|()| name)
+        });
         match registered {
             Ok(name) => names.push(name),
-            Err(e) => tracing::warn!("cannot announce {service} on the network (mDNS): {e}"),
+            Err(e) => tracing::warn!("mDNS: cannot announce {service}: {e}"),
         }
     }
     if names.is_empty() {
         let _ = daemon.shutdown();
         return None;
     }
-    tracing::info!("announced on the local network as \"{}\" ({DARS_SERVICE})", info.centre);
     Some(Announcement { daemon, names })
+}
+
+const MDNS_PORT: u16 = 5353;
+
+/// Binds the mDNS port the way mdns-sd does (shared), to tell early whether it can work.
+fn probe_port() -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], MDNS_PORT)).into())
+}
+
+fn any_card_up() -> bool {
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .iter()
+        .any(|i| !i.is_loopback() && i.is_oper_up())
+}
+
+/// Logs what the mDNS daemon reports: the first announcement, name changes after a clash,
+/// and errors (port 5353 taken, multicast not permitted), as warnings.
+fn watch_events(daemon: &ServiceDaemon, centre: &str) {
+    let events = match daemon.monitor() {
+        Ok(events) => events,
+        Err(e) => return tracing::warn!("mDNS: cannot follow the announcement: {e}"),
+    };
+    let centre = centre.to_owned();
+    let spawned = std::thread::Builder::new().name("dars-mdns".to_owned()).spawn(move || {
+        let mut announced = false;
+        while let Ok(event) = events.recv() {
+            match event {
+                DaemonEvent::Announce(name, _) if !announced && name.ends_with(DARS_SERVICE) => {
+                    announced = true;
+                    let shown = name.strip_suffix(&format!(".{DARS_SERVICE}")).map_or(name.clone(), unescape);
+                    tracing::info!("announced on the local network as \"{shown}\" ({DARS_SERVICE})");
+                }
+                DaemonEvent::NameChange(change) => {
+                    let shown = |n: &str| {
+                        n.strip_suffix(&format!(".{DARS_SERVICE}"))
+                            .or_else(|| n.strip_suffix(&format!(".{HTTP_SERVICE}")))
+                            .map_or(n.to_owned(), unescape)
+                    };
+                    tracing::info!(
+                        "another server on the network is also called \"{centre}\": announced as \"{}\" instead (was \"{}\")",
+                        shown(&change.new_name),
+                        shown(&change.original)
+                    );
+                }
+                DaemonEvent::Error(e) => tracing::warn!("mDNS: {e}; phones still reach the server by its address"),
+                _ => {}
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("mDNS: cannot follow the announcement: {e}");
+    }
 }
 
 /// Another dars server found on the network.

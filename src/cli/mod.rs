@@ -244,6 +244,7 @@ fn announcement(config: &Config, library: &Library, port: u16) -> crate::discove
         .collect();
     crate::discovery::Announce {
         centre: config.centre_name.clone(),
+        listen: Some(config.listen.ip()),
         port,
         sequences,
         trusted,
@@ -286,7 +287,10 @@ fn schedule_syncs(
 
 fn import(config: &Config, path: &Path, check: bool) -> anyhow::Result<ExitCode> {
     if !path.exists() {
-        anyhow::bail!("{} does not exist: check the path (is the USB stick plugged in?)", path.display());
+        anyhow::bail!(
+            "{} does not exist: check the path (is the USB stick plugged in?)",
+            path.display()
+        );
     }
     if !path.is_dir() {
         anyhow::bail!(

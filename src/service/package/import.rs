@@ -514,7 +514,11 @@ pub(crate) fn check_sequences(
         // would make what this centre serves differ from what it exports and mirrors.
         match store::get_manifest(conn, &m.key, m.seq) {
             Ok((bytes, _)) if bytes != m.bytes => {
-                return Err(PackageError::SequenceReused { fingerprint: m.key.clone(), seq: m.seq }.into());
+                return Err(PackageError::SequenceReused {
+                    fingerprint: m.key.clone(),
+                    seq: m.seq,
+                }
+                .into());
             }
             Ok(_) | Err(store::StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
