@@ -153,6 +153,15 @@ pub fn blob_path(hash: Hash, part: Option<u32>) -> String {
     }
 }
 
+/// The file of part `n` (from 0) of a blob stored in `parts` part files.
+pub fn part_path(hash: Hash, n: u64, parts: u64) -> String {
+    if parts == 1 {
+        blob_path(hash, None)
+    } else {
+        blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(u32::MAX)))
+    }
+}
+
 /// How many part files a stored blob of `stored_size` bytes takes (1 = not split).
 pub fn part_count(stored_size: u64, part_size: u64) -> u64 {
     if stored_size <= part_size {

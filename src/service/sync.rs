@@ -13,7 +13,7 @@ use super::package::{
     load_dictionaries, needed_blobs, verify_manifests,
 };
 use super::{Progress, ServiceError};
-use crate::package::{Encoding, INDEX_FILE, Index, ManifestFile, blob_path, check_index, part_count};
+use crate::package::{Encoding, INDEX_FILE, Index, ManifestFile, blob_path, check_index, part_count, part_path};
 use crate::store::{self, BlobWriter, Hash, StoredBlob};
 
 /// Text (zstd) blobs are fetched whole; raw blobs above this are streamed into the store.
@@ -329,11 +329,7 @@ fn fetch_blobs(
             let parts = part_count(file.stored_size, part_size);
             let mut bytes = Vec::with_capacity(usize::try_from(file.stored_size).unwrap_or(0));
             for n in 0..parts {
-                let rel = if parts == 1 {
-                    blob_path(hash, None)
-                } else {
-                    blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-                };
+                let rel = part_path(hash, n, parts);
                 bytes.extend(fetcher.get_all(&rel)?);
             }
             let blob = decode_blob(lesson, file, bytes, dicts)?;
@@ -383,11 +379,7 @@ fn stream_blob(
         if done >= end {
             continue;
         }
-        let rel = if parts == 1 {
-            blob_path(hash, None)
-        } else {
-            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-        };
+        let rel = part_path(hash, n, parts);
         let offset = done - start;
         let mut sink = |at: u64, piece: &[u8]| -> Result<(), ServiceError> {
             let absolute = start + at;

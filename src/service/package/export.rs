@@ -14,7 +14,7 @@ use super::PackageError;
 use super::publish::{write_atomically, write_if_changed};
 use crate::package::{
     DEFAULT_PART_SIZE, Encoding, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry, MANIFEST_FORMAT, Manifest, ManifestFile,
-    ManifestLesson, USB_DIR, blob_path, dict_path, manifest_name, part_count,
+    ManifestLesson, USB_DIR, blob_path, dict_path, manifest_name, part_count, part_path,
 };
 use crate::service::{Progress, ServiceError, io_error};
 use crate::store::{self, BlobInfo, Hash, LessonFilter, LessonRow, Origin, Storage, Variant};
@@ -290,11 +290,7 @@ fn copy_raw(conn: &Connection, out: &Path, info: &BlobInfo) -> Result<u64, Servi
     let parts = part_count(info.size, DEFAULT_PART_SIZE);
     let mut written = 0;
     for n in 0..parts {
-        let rel = if parts == 1 {
-            blob_path(info.hash, None)
-        } else {
-            blob_path(info.hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-        };
+        let rel = part_path(info.hash, n, parts);
         let start = n * DEFAULT_PART_SIZE;
         let end = (start + DEFAULT_PART_SIZE).min(info.size);
         let target = out.join(&rel);

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -12,7 +12,7 @@ use super::{PackageError, io_problem, read_file, read_index};
 use crate::keys::{PublicKey, signature_from_text};
 use crate::package::Index;
 use crate::package::{
-    Encoding, Manifest, ManifestFile, ManifestLesson, blob_path, check_manifest, dict_path, part_count,
+    Encoding, Manifest, ManifestFile, ManifestLesson, blob_path, check_manifest, dict_path, part_count, part_path,
 };
 use crate::service::{Progress, ServiceError};
 use crate::store::{self, BlobWriter, FileEntry, Hash, NewLesson, Origin, Storage, StoredBlob, Variant};
@@ -267,31 +267,31 @@ fn read_parts(root: &Path, lesson: &str, file: &ManifestFile, part_size: u64) ->
     let parts = part_count(file.stored_size, part_size);
     let mut bytes = Vec::with_capacity(usize::try_from(file.stored_size.min(MAX_TEXT)).unwrap_or(0));
     for n in 0..parts {
-        let rel = if parts == 1 {
-            blob_path(hash, None)
-        } else {
-            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-        };
-        let path = root.join(&rel);
-        match std::fs::File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes)
-                    .map_err(|e| io_problem(root, path.clone(), e))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !root.join(crate::package::INDEX_FILE).exists() {
-                    return Err(PackageError::Gone(root.to_path_buf()));
-                }
-                return Err(PackageError::MissingBlob {
-                    lesson: lesson.to_owned(),
-                    path: file.path.clone(),
-                    file: rel,
-                });
-            }
-            Err(e) => return Err(io_problem(root, path, e)),
-        }
+        let (mut reader, path) = open_part(root, lesson, file, &part_path(hash, n, parts))?;
+        reader.read_to_end(&mut bytes).map_err(|e| io_problem(root, path, e))?;
     }
     Ok(bytes)
+}
+
+/// Opens one part file of a blob, telling a missing blob from a stick that was pulled out.
+fn open_part(
+    root: &Path,
+    lesson: &str,
+    file: &ManifestFile,
+    rel: &str,
+) -> Result<(std::fs::File, PathBuf), PackageError> {
+    let path = root.join(rel);
+    match std::fs::File::open(&path) {
+        Ok(f) => Ok((f, path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && root.join(crate::package::INDEX_FILE).exists() => {
+            Err(PackageError::MissingBlob {
+                lesson: lesson.to_owned(),
+                path: file.path.clone(),
+                file: rel.to_owned(),
+            })
+        }
+        Err(e) => Err(io_problem(root, path, e)),
+    }
 }
 
 /// Large raw blobs go straight into the store chunk by chunk, hashed on the way; the blob
@@ -313,23 +313,8 @@ fn stream_raw(
     let mut since_commit = 0u64;
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for n in 0..parts {
-        let rel = if parts == 1 {
-            blob_path(hash, None)
-        } else {
-            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-        };
-        let path = root.join(&rel);
-        let mut reader = std::fs::File::open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound && root.join(crate::package::INDEX_FILE).exists() {
-                PackageError::MissingBlob {
-                    lesson: lesson.to_owned(),
-                    path: file.path.clone(),
-                    file: rel.clone(),
-                }
-            } else {
-                io_problem(root, path.clone(), e)
-            }
-        })?;
+        let rel = part_path(hash, n, parts);
+        let (mut reader, path) = open_part(root, lesson, file, &rel)?;
         loop {
             let n = reader.read(&mut buf).map_err(|e| io_problem(root, path.clone(), e))?;
             if n == 0 {
@@ -419,23 +404,8 @@ fn check_large_raw(root: &Path, lesson: &str, file: &ManifestFile, part_size: u6
     let mut hasher = blake3::Hasher::new();
     let mut len = 0u64;
     for n in 0..parts {
-        let rel = if parts == 1 {
-            blob_path(hash, None)
-        } else {
-            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(0)))
-        };
-        let path = root.join(&rel);
-        let reader = std::fs::File::open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound && root.join(crate::package::INDEX_FILE).exists() {
-                PackageError::MissingBlob {
-                    lesson: lesson.to_owned(),
-                    path: file.path.clone(),
-                    file: rel.clone(),
-                }
-            } else {
-                io_problem(root, path.clone(), e)
-            }
-        })?;
+        let rel = part_path(hash, n, parts);
+        let (reader, path) = open_part(root, lesson, file, &rel)?;
         let (_, n) = hash_into(&mut hasher, reader).map_err(|e| io_problem(root, path.clone(), e))?;
         len += n;
     }
@@ -529,7 +499,10 @@ pub(crate) fn check_sequences(
 
 /// Whether two manifests describe the same lessons (they may differ in creation time).
 fn same_content(a: &[u8], b: &[u8]) -> bool {
-    match (serde_json::from_slice::<Manifest>(a), serde_json::from_slice::<Manifest>(b)) {
+    match (
+        serde_json::from_slice::<Manifest>(a),
+        serde_json::from_slice::<Manifest>(b),
+    ) {
         (Ok(a), Ok(b)) => a.lessons == b.lessons && a.dictionary == b.dictionary && a.publisher == b.publisher,
         _ => false,
     }

@@ -12,7 +12,7 @@ use super::{PackageError, read_index};
 use crate::keys::{SecretKey, signature_to_text};
 use crate::package::{
     DEFAULT_PART_SIZE, Encoding, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry, MANIFEST_FORMAT, Manifest, ManifestFile,
-    ManifestLesson, blob_path, dict_path, manifest_name, now_rfc3339, part_count,
+    ManifestLesson, blob_path, dict_path, manifest_name, now_rfc3339, part_count, part_path,
 };
 use crate::service::media::{is_compressible, media_type};
 use crate::service::scan::{FileSource, Scan, ScannedFile};
@@ -354,11 +354,7 @@ fn copy_parts(out: &Path, hash: Hash, source: &Path, size: u64, part_size: u64) 
     let mut reader = std::fs::File::open(source).map_err(|e| io_error(source, e))?;
     let mut written = false;
     for n in 0..parts {
-        let name = if parts == 1 {
-            blob_path(hash, None)
-        } else {
-            blob_path(hash, Some(u32::try_from(n + 1).unwrap_or(u32::MAX)))
-        };
+        let name = part_path(hash, n, parts);
         let len = part_size.min(size - n * part_size);
         let target = out.join(&name);
         if std::fs::metadata(&target).is_ok_and(|m| m.len() == len) {
