@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use mdns_sd::{DaemonEvent, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 pub const DARS_SERVICE: &str = "_dars._tcp.local.";
 pub const HTTP_SERVICE: &str = "_http._tcp.local.";
@@ -81,6 +81,9 @@ pub fn announce(info: &Announce) -> Option<Announcement> {
             return None;
         }
     };
+    // Loopback is no place to be found from, and a name claimed there without a clash
+    // (while the LAN side was renamed) leaks into answers on the LAN.
+    let _ = daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6]);
     watch_events(&daemon, &info.centre);
     let mut props = HashMap::new();
     props.insert("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
@@ -209,9 +212,21 @@ pub enum DiscoveryError {
 pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
     let daemon = ServiceDaemon::new()?;
     let events = daemon.browse(DARS_SERVICE)?;
-    let deadline = Instant::now() + wait;
+    let mut deadline = Instant::now() + wait;
+    let mut extended = false;
     let mut found: HashMap<String, Peer> = HashMap::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+    loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            // Answers seen while a newcomer is still claiming its name can be mixed up (two
+            // names at one address), and a first answer may carry only a link-local IPv6
+            // address: listen a little longer once, letting later answers replace them.
+            if !extended && unsettled(&found) {
+                extended = true;
+                deadline = Instant::now() + Duration::from_secs(3);
+                continue;
+            }
+            break;
+        };
         match events.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(service)) => {
                 let name = service
@@ -227,6 +242,12 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
                 };
                 let mut addresses: Vec<IpAddr> = service.addresses.iter().map(|a| a.to_ip_addr()).collect();
                 addresses.sort();
+                // Keep the IPv4 address of an earlier answer when a later one lacks it.
+                if let Some(old) = found.get(&service.fullname)
+                    && !addresses.iter().any(IpAddr::is_ipv4)
+                {
+                    addresses.extend(old.addresses.iter().filter(|a| a.is_ipv4()));
+                }
                 found.insert(
                     service.fullname.clone(),
                     Peer {
@@ -243,7 +264,11 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
                 found.remove(&fullname);
             }
             Ok(_) => {}
-            Err(_) => break,
+            Err(_) => {
+                if Instant::now() < deadline {
+                    break;
+                }
+            }
         }
     }
     let _ = daemon.stop_browse(DARS_SERVICE);
@@ -251,6 +276,17 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
     let mut peers: Vec<Peer> = found.into_values().collect();
     peers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(peers)
+}
+
+/// Whether what was heard may still change: a peer with no IPv4 address, or two names
+/// answering from the same address and port.
+fn unsettled(found: &HashMap<String, Peer>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    found.values().any(|p| !p.addresses.iter().any(IpAddr::is_ipv4))
+        || found
+            .values()
+            .flat_map(|p| p.addresses.iter().map(move |a| (*a, p.port)))
+            .any(|key| !seen.insert(key))
 }
 
 /// mDNS escapes dots and backslashes in instance names.

@@ -202,7 +202,7 @@ pub fn sync(config: &Config, url: &str, max_rate: Option<u64>, allow_downgrade: 
     };
     let progress = Progress::new();
     let started = Instant::now();
-    let report = with_progress(&progress, "syncing", || library.sync(url, &opts, &progress))?;
+    let report = with_progress(&progress, "syncing", || library.sync_and_record(url, &opts, &progress))?;
     let secs = started.elapsed().as_secs_f64();
     for (who, seq) in &report.package.manifests {
         say!("from {who}, sequence {seq}");
@@ -232,12 +232,15 @@ pub fn peers(wait: u64) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for peer in &peers {
-        let addresses: Vec<String> = peer.addresses.iter().map(ToString::to_string).collect();
+        let addresses: Vec<String> = peer
+            .addresses
+            .iter()
+            .map(|a| std::net::SocketAddr::new(*a, peer.port).to_string())
+            .collect();
         say!(
-            "{}\t{}:{}\tcentre={}\tversion={}\tcontent={}",
+            "{}\t{}\tcentre={}\tversion={}\tcontent={}",
             peer.name,
             addresses.join(","),
-            peer.port,
             peer.centre,
             peer.version,
             if peer.sequences.is_empty() {

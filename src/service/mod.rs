@@ -205,8 +205,13 @@ impl Library {
     }
 
     /// Syncs from `url` and records the outcome for `dars status`.
-    pub fn sync_and_record(&self, url: &str, opts: &sync::SyncOptions) -> Result<sync::SyncReport, ServiceError> {
-        let result = self.sync(url, opts, &Progress::new());
+    pub fn sync_and_record(
+        &self,
+        url: &str,
+        opts: &sync::SyncOptions,
+        progress: &Progress,
+    ) -> Result<sync::SyncReport, ServiceError> {
+        let result = self.sync(url, opts, progress);
         let (ok, message) = match &result {
             Ok(r) => (
                 true,

@@ -449,7 +449,7 @@ pub fn run_schedule(
             if stop.load(Ordering::Acquire) {
                 return;
             }
-            match library.sync_and_record(url, opts) {
+            match library.sync_and_record(url, opts, &Progress::new()) {
                 Ok(report) => tracing::info!(
                     "sync from {url}: {} new, {} updated lessons, {} bytes downloaded",
                     report.package.added.len(),

@@ -6,5 +6,6 @@ mod cli;
 mod common;
 mod files;
 mod import;
+mod mdns;
 mod packages;
 mod sync;
