@@ -177,7 +177,11 @@ fn verify_package(
         package::check_package(&root, trusted, progress)
     })?;
     for (who, seq, lessons) in &report.manifests {
-        say!("signed by {who}, sequence {seq}: {lessons} lessons");
+        if who == "local" {
+            say!("local lessons (unsigned): {lessons}");
+        } else {
+            say!("signed by {who}, sequence {seq}: {lessons} lessons");
+        }
     }
     say!(
         "ok: {} lessons, {} contents ({}) verified in {:.1} s; nothing was stored",

@@ -181,6 +181,21 @@ fn import_lesson(
     // earlier in the same WAL file.
     conn.pragma_update(None, "synchronous", "FULL")?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Ok(row) = store::get_lesson(&tx, &new.meta.id)
+        && let Origin::Publisher(fingerprint) = &row.origin
+        && new.origin != row.origin
+    {
+        drop(tx);
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        return Err(ServiceError::Lesson(Box::new(LessonError::new(
+            &lesson.dir.join("lesson.toml"),
+            Some(&new.meta.id),
+            format!(
+                "this id belongs to a lesson signed by publisher {fingerprint}, which a local lesson cannot replace"
+            ),
+            "give your lesson another id in its lesson.toml",
+        ))));
+    }
     let before = store::current_digest(&tx, &new.meta.id)?;
     if before == Some(new.digest()) && pending.is_empty() {
         drop(tx);

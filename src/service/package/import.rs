@@ -129,6 +129,12 @@ pub(crate) fn verify_manifests(
             lessons: manifest.lessons,
         });
     }
+    let mut seen = HashSet::new();
+    for lesson in out.iter().flat_map(|m| m.lessons.iter()) {
+        if !seen.insert(lesson.id.as_str()) {
+            return Err(PackageError::LessonTwice(lesson.id.clone()));
+        }
+    }
     Ok(out)
 }
 
@@ -492,6 +498,20 @@ pub(crate) fn check_sequences(
             }
             Ok(_) | Err(store::StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
+        }
+    }
+    // Unsigned lessons never replace a trusted publisher's lesson of the same id.
+    for m in manifests.iter().filter(|m| m.key.is_empty()) {
+        for lesson in &m.lessons {
+            if let Ok(row) = store::get_lesson(conn, &lesson.id)
+                && let Origin::Publisher(fingerprint) = row.origin
+            {
+                return Err(PackageError::LocalOverSigned {
+                    lesson: lesson.id.clone(),
+                    fingerprint,
+                }
+                .into());
+            }
         }
     }
     Ok(())

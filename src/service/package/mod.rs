@@ -66,6 +66,15 @@ pub enum PackageError {
         "the package folder {0} disappeared during the import (USB stick removed?). Plug it in again and repeat the import; nothing was changed"
     )]
     Gone(PathBuf),
+    #[error(
+        "lesson {0} is in two manifests of this package, so which one to show cannot be decided; the package was put together wrongly"
+    )]
+    LessonTwice(String),
+    #[error(
+        "lesson {lesson} in this package is unsigned (local), but this centre has it from publisher {fingerprint}; \
+         an unsigned lesson never replaces a signed one. Nothing was changed"
+    )]
+    LocalOverSigned { lesson: String, fingerprint: String },
     #[error("{INDEX_FILE} lists lesson {0}, but its manifest does not have it")]
     NotInManifest(String),
     #[error("the sequence number must grow: {existing} is already published in {dir}; use --seq {next} or higher")]
