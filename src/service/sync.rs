@@ -111,12 +111,9 @@ impl Fetcher {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ServiceError::Sync(Box::new(SyncError::BadUrl(url.to_owned()))));
         }
-        let base = if url.ends_with('/') {
-            url.to_owned()
-        } else {
-            format!("{url}/")
-        };
-        let base = base.strip_suffix(INDEX_FILE).map(str::to_owned).unwrap_or(base);
+        // Either the folder holding package.json, or the address of package.json itself.
+        let folder = url.strip_suffix(INDEX_FILE).unwrap_or(url);
+        let base = if folder.ends_with('/') { folder.to_owned() } else { format!("{folder}/") };
         install_crypto();
         // Proxies come from HTTP_PROXY / HTTPS_PROXY / NO_PROXY, as reqwest does by default.
         let client = reqwest::Client::builder()
@@ -382,12 +379,21 @@ fn stream_blob(
         let rel = part_path(hash, n, parts);
         let offset = done - start;
         let mut sink = |at: u64, piece: &[u8]| -> Result<(), ServiceError> {
-            let absolute = start + at;
+            let mut absolute = start + at;
+            let mut piece = piece;
+            if absolute < done {
+                // A mirror that ignores Range sends the file from its start again: skip what
+                // is already stored.
+                let skip = usize::try_from(done - absolute).unwrap_or(usize::MAX).min(piece.len());
+                piece = &piece[skip..];
+                absolute += skip as u64;
+                if piece.is_empty() {
+                    return Ok(());
+                }
+            }
             if absolute != done {
-                // A retry that could not resume where we are: only possible when the server
-                // ignores Range, and then we cannot go back. Give up cleanly.
                 return Err(ServiceError::Internal(format!(
-                    "{rel}: the mirror restarted the transfer at byte {absolute}"
+                    "{rel}: the mirror sent byte {absolute} where byte {done} was expected"
                 )));
             }
             hasher.update(piece);
