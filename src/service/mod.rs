@@ -113,6 +113,29 @@ impl Library {
         })
     }
 
+    /// Takes the store's writer lock for one import or sync, waiting while another process
+    /// (or thread) holds it. Two writers fetching or storing the same content at once would
+    /// trip over each other's half-written blobs; one after the other, the second skips what
+    /// the first stored. The lock goes with the process, even when it is killed.
+    fn writer_lock(&self) -> Result<std::fs::File, ServiceError> {
+        let path = self.db_path().with_file_name("dars.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!("another import or sync is writing to this store; waiting for it to finish");
+                file.lock().map_err(|e| io_error(&path, e))?;
+                Ok(file)
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path, e)),
+        }
+    }
+
     /// Starts watching the store for commits by other processes (a concurrent `dars import`),
     /// so cached lookups follow them within 0.2 s. For long-running servers.
     pub fn watch_for_changes(&self) {
@@ -135,6 +158,7 @@ impl Library {
         if scan.lessons.is_empty() && scan.errors.is_empty() {
             return Err(ServiceError::NothingToImport(path.to_path_buf()));
         }
+        let _lock = self.writer_lock()?;
         let report = self
             .pool
             .with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?;
@@ -185,6 +209,7 @@ impl Library {
         progress: &Progress,
     ) -> Result<package::PackageReport, ServiceError> {
         let root = package::locate(path)?;
+        let _lock = self.writer_lock()?;
         let report = self
             .pool
             .with(|conn| Ok(package::import_package(conn, &root, opts, progress)))?;
@@ -199,6 +224,7 @@ impl Library {
         opts: &sync::SyncOptions,
         progress: &Progress,
     ) -> Result<sync::SyncReport, ServiceError> {
+        let _lock = self.writer_lock()?;
         let report = self.pool.with(|conn| Ok(sync::sync(conn, url, opts, progress)))?;
         self.caches.invalidate();
         report

@@ -113,7 +113,11 @@ impl Fetcher {
         }
         // Either the folder holding package.json, or the address of package.json itself.
         let folder = url.strip_suffix(INDEX_FILE).unwrap_or(url);
-        let base = if folder.ends_with('/') { folder.to_owned() } else { format!("{folder}/") };
+        let base = if folder.ends_with('/') {
+            folder.to_owned()
+        } else {
+            format!("{folder}/")
+        };
         install_crypto();
         // Proxies come from HTTP_PROXY / HTTPS_PROXY / NO_PROXY, as reqwest does by default.
         let client = reqwest::Client::builder()
