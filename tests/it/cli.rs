@@ -532,7 +532,7 @@ fn write_crash_lesson(root: &Path, i: usize, version: usize) -> Version {
     let seed = |j: usize, changed: bool| (i * 1000 + j * 10 + usize::from(changed && v2)) as u64;
     let mut sizes = Rng::new(i as u64);
     for j in 0..PAGES {
-        let changed = (i + j) % 4 == 0 || j == i % PAGES;
+        let changed = (i + j).is_multiple_of(4) || j == i % PAGES;
         let len = 15_000 + sizes.below(30_000) as usize;
         let name = if j == 0 {
             "index.html".to_owned()
@@ -541,7 +541,7 @@ fn write_crash_lesson(root: &Path, i: usize, version: usize) -> Version {
         };
         files.push((name, pseudo_random_text(len, seed(j, changed))));
     }
-    if i % 3 == 0 && v2 {
+    if i.is_multiple_of(3) && v2 {
         files.push(("extra.html".to_owned(), pseudo_random_text(5_000, seed(90, true))));
     }
     if i % 5 == 1 && !v2 {
@@ -560,7 +560,7 @@ fn write_crash_lesson(root: &Path, i: usize, version: usize) -> Version {
             files.push(((*name).to_owned(), pseudo_random_bytes(len, seed(93 + k, true))));
         }
     }
-    let title = if v2 && i % 4 == 0 {
+    let title = if v2 && i.is_multiple_of(4) {
         format!("Lesson {i}, revised")
     } else {
         format!("Lesson {i}")

@@ -538,7 +538,7 @@ fn bulk_lessons(root: &Path, spec: &Bulk, version: u64) -> Lessons {
             media("png", spec.image_len, seed(90, true)),
         );
         if i % spec.video_every == 0 {
-            let changes = (i / spec.video_every) % 2 == 0;
+            let changes = (i / spec.video_every).is_multiple_of(2);
             files.insert(
                 "media/film.mp4".to_owned(),
                 media("mp4", spec.video_len + i * 1000, seed(91, changes)),
