@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::{PackageError, io_problem, read_file, read_index};
@@ -21,6 +22,8 @@ use crate::store::{self, BlobWriter, FileEntry, Hash, NewLesson, Origin, Storage
 const MAX_TEXT: u64 = 64 * 1024 * 1024;
 /// Blobs stored before their lessons commit are flushed in batches of this size.
 const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+/// Blobs are read and checked in parallel groups of about this many raw bytes.
+const GROUP_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default)]
 pub struct ImportPackageOptions {
@@ -565,23 +568,49 @@ fn store_blobs(
 ) -> Result<(), ServiceError> {
     let mut batch: Vec<StoredBlob> = Vec::new();
     let mut batch_bytes = 0u64;
-    for (lesson, file) in needed {
-        progress.set_current(lesson);
+    let mut index = 0;
+    while index < needed.len() {
+        let (lesson, file) = needed[index];
         if file.encoding == Encoding::Raw && file.size > MAX_TEXT {
+            progress.set_current(lesson);
             stream_raw(conn, root, lesson, file, part_size)?;
-        } else {
-            let blob = read_blob(root, lesson, file, part_size, dicts)?;
+            report.blobs_written += 1;
+            report.bytes_read += file.stored_size;
+            progress.add_bytes(file.stored_size);
+            progress.item_done();
+            index += 1;
+            continue;
+        }
+        // A group of blobs is read, checked and given its gzip variant on every core at
+        // once; only the writing into SQLite is sequential.
+        let mut end = index;
+        let mut group_bytes = 0u64;
+        while end < needed.len()
+            && !(needed[end].1.encoding == Encoding::Raw && needed[end].1.size > MAX_TEXT)
+            && (end == index || group_bytes + needed[end].1.size <= GROUP_BYTES)
+        {
+            group_bytes += needed[end].1.size;
+            end += 1;
+        }
+        let group = &needed[index..end];
+        progress.set_current(group[0].0);
+        let blobs = group
+            .par_iter()
+            .map(|(lesson, file)| read_blob(root, lesson, file, part_size, dicts))
+            .collect::<Result<Vec<_>, PackageError>>()?;
+        for ((_, file), blob) in group.iter().zip(blobs) {
             batch_bytes += blob.variants.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
             batch.push(blob);
+            report.blobs_written += 1;
+            report.bytes_read += file.stored_size;
+            progress.add_bytes(file.stored_size);
+            progress.item_done();
         }
-        report.blobs_written += 1;
-        report.bytes_read += file.stored_size;
-        progress.add_bytes(file.stored_size);
-        progress.item_done();
         if batch_bytes >= BATCH_BYTES {
             flush(conn, &mut batch, dicts)?;
             batch_bytes = 0;
         }
+        index = end;
     }
     flush(conn, &mut batch, dicts)
 }
