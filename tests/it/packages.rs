@@ -2137,8 +2137,10 @@ fn a_stick_pulled_out_during_an_import_changes_nothing() {
     let work = tempfile::tempdir().expect("work");
     let w = work.path();
     let publisher = Publisher::new();
+    // Large enough for several of the import's parallel read groups (16 MB each), so the
+    // stick goes away between groups, with more still to read.
     let spec = Bulk {
-        count: 20,
+        count: 60,
         pages: 6,
         page_len: 25_000,
         image_len: 500_000,
