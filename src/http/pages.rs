@@ -29,9 +29,21 @@ fn grade_label(language: &str, grade: u8) -> String {
         ("az", 0) => "Sinifsiz".to_owned(),
         ("ru", 0) => "Без класса".to_owned(),
         (_, 0) => "Any grade".to_owned(),
-        ("az", g) => format!("{g}-ci sinif"),
+        ("az", g) => format!("{g}-{} sinif", az_ordinal_suffix(g)),
         ("ru", g) => format!("{g} класс"),
         (_, g) => format!("Grade {g}"),
+    }
+}
+
+/// The Azerbaijani ordinal suffix follows the number's last sound (vowel harmony):
+/// 1-ci, 2-ci, 3-cü, 4-cü, 5-ci, 6-cı, 7-ci, 8-ci, 9-cu, 10-cu, 11-ci.
+fn az_ordinal_suffix(n: u8) -> &'static str {
+    match n % 10 {
+        3 | 4 => "cü",
+        6 => "cı",
+        9 => "cu",
+        0 => "cu",
+        _ => "ci",
     }
 }
 
@@ -130,4 +142,31 @@ pub fn not_found_page() -> Response {
 /// Fallback route.
 pub async fn not_found() -> Response {
     not_found_page()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azerbaijani_grades_follow_vowel_harmony() {
+        let labels: Vec<String> = (1..=11).map(|g| grade_label("az", g)).collect();
+        assert_eq!(
+            labels,
+            [
+                "1-ci sinif",
+                "2-ci sinif",
+                "3-cü sinif",
+                "4-cü sinif",
+                "5-ci sinif",
+                "6-cı sinif",
+                "7-ci sinif",
+                "8-ci sinif",
+                "9-cu sinif",
+                "10-cu sinif",
+                "11-ci sinif"
+            ]
+        );
+        assert_eq!(grade_label("ru", 4), "4 класс");
+    }
 }
