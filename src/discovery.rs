@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
+use mdns_sd::{DaemonEvent, HostnameResolutionEvent, IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 pub const DARS_SERVICE: &str = "_dars._tcp.local.";
 pub const HTTP_SERVICE: &str = "_http._tcp.local.";
@@ -215,6 +215,7 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
     let mut deadline = Instant::now() + wait;
     let mut extended = false;
     let mut found: HashMap<String, Peer> = HashMap::new();
+    let mut hosts: HashMap<String, String> = HashMap::new();
     loop {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             // Answers seen while a newcomer is still claiming its name can be mixed up (two
@@ -248,6 +249,7 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
                 {
                     addresses.extend(old.addresses.iter().filter(|a| a.is_ipv4()));
                 }
+                hosts.insert(service.fullname.clone(), service.host.clone());
                 found.insert(
                     service.fullname.clone(),
                     Peer {
@@ -272,10 +274,44 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
         }
     }
     let _ = daemon.stop_browse(DARS_SERVICE);
+    // A peer heard only at a link-local IPv6 address: ask for its host's IPv4 address.
+    for (fullname, peer) in &mut found {
+        if peer.addresses.iter().any(IpAddr::is_ipv4) {
+            continue;
+        }
+        if let Some(host) = hosts.get(fullname) {
+            peer.addresses.extend(resolve_ipv4(&daemon, host, Duration::from_secs(3)));
+        }
+    }
     let _ = daemon.shutdown();
     let mut peers: Vec<Peer> = found.into_values().collect();
     peers.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(peers)
+}
+
+/// The IPv4 addresses of an mDNS host name, asked for directly.
+fn resolve_ipv4(daemon: &ServiceDaemon, host: &str, wait: Duration) -> Vec<IpAddr> {
+    let Ok(events) = daemon.resolve_hostname(host, Some(u64::try_from(wait.as_millis()).unwrap_or(3000))) else {
+        return Vec::new();
+    };
+    let deadline = Instant::now() + wait;
+    let mut found = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(HostnameResolutionEvent::AddressesFound(_, addresses)) => {
+                found.extend(addresses.iter().map(|a| a.to_ip_addr()).filter(IpAddr::is_ipv4));
+                if !found.is_empty() {
+                    break;
+                }
+            }
+            Ok(HostnameResolutionEvent::SearchTimeout(_) | HostnameResolutionEvent::SearchStopped(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = daemon.stop_resolve_hostname(host);
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// Whether what was heard may still change: a peer with no IPv4 address, or two names
