@@ -280,7 +280,8 @@ pub fn browse(wait: Duration) -> Result<Vec<Peer>, DiscoveryError> {
             continue;
         }
         if let Some(host) = hosts.get(fullname) {
-            peer.addresses.extend(resolve_ipv4(&daemon, host, Duration::from_secs(3)));
+            peer.addresses
+                .extend(resolve_ipv4(&daemon, host, Duration::from_secs(3)));
         }
     }
     let _ = daemon.shutdown();

@@ -70,12 +70,13 @@ pub struct NewLesson {
 
 impl NewLesson {
     /// A digest of everything visible about this version: equal digests mean nothing changed.
+    /// The sequence number is left out: a lesson a new package carries unchanged keeps its
+    /// rows, and only its sequence number moves (`set_seq`).
     pub fn digest(&self) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
         let meta = serde_json::to_vec(&self.meta).unwrap_or_default();
         hasher.update(&meta);
         hasher.update(self.origin.as_db().as_bytes());
-        hasher.update(&self.seq.to_le_bytes());
         let mut files: Vec<&FileEntry> = self.files.iter().collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         for file in files {
@@ -157,6 +158,14 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         stmt.execute(params![rowid, file.path, &file.hash.0[..], file.size, file.media_type])?;
     }
     Ok(())
+}
+
+/// Moves an unchanged lesson to a publisher's newer package (and manifest).
+pub fn set_seq(conn: &Connection, id: &str, seq: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE lessons SET seq = ?2 WHERE id = ?1 AND seq != ?2",
+        params![id, seq],
+    )? > 0)
 }
 
 /// Removes lesson `id`; returns whether it existed.
@@ -281,16 +290,44 @@ pub fn put_manifest(
         "INSERT OR IGNORE INTO manifests (key, seq, publisher, manifest, signature, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![key, seq, publisher, manifest, signature, now_secs()])?;
+    .execute(params![
+        key,
+        seq,
+        publisher,
+        compress_manifest(manifest),
+        signature,
+        now_secs()
+    ])?;
     Ok(())
 }
 
-/// A stored signed manifest: (manifest bytes, signature bytes).
+/// A stored signed manifest: (manifest bytes exactly as signed, signature bytes).
 pub fn get_manifest(conn: &Connection, key: &str, seq: u64) -> Result<(Vec<u8>, Vec<u8>)> {
-    conn.prepare_cached("SELECT manifest, signature FROM manifests WHERE key = ?1 AND seq = ?2")?
+    let (stored, signature): (Vec<u8>, Vec<u8>) = conn
+        .prepare_cached("SELECT manifest, signature FROM manifests WHERE key = ?1 AND seq = ?2")?
         .query_row(params![key, seq], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound)?;
+    Ok((
+        expand_manifest(&stored).map_err(|e| StoreError::Corrupt(format!("manifest {key}-{seq}"), e))?,
+        signature,
+    ))
+}
+
+/// zstd frames start with these bytes; a JSON manifest never does.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Manifests are large JSON (megabytes for a big package) and compress tenfold; the bytes
+/// come back exactly as signed.
+fn compress_manifest(manifest: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(manifest, 9).unwrap_or_else(|_| manifest.to_vec())
+}
+
+fn expand_manifest(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    if !stored.starts_with(&ZSTD_MAGIC) {
+        return Ok(stored.to_vec());
+    }
+    zstd::stream::decode_all(stored).map_err(|e| format!("cannot decompress: {e}"))
 }
 
 /// The highest sequence number installed from publisher `key`.

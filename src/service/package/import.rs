@@ -676,6 +676,7 @@ pub(crate) fn commit(
             };
             let before = store::current_digest(&tx, &lesson.id)?;
             if before == Some(new.digest()) {
+                store::set_seq(&tx, &lesson.id, new.seq)?;
                 report.unchanged.push(lesson.id.clone());
                 continue;
             }
