@@ -1536,3 +1536,77 @@ fn http_proxy_from_the_environment_is_used() {
     sync(&work.path().join("store2"), "127.0.0.1").assert_ok("dars sync with NO_PROXY");
     assert_eq!(proxy.requests().len(), seen.len(), "NO_PROXY bypasses the proxy");
 }
+
+/// `dars serve` with upstreams configured syncs from them by itself, and `dars status` shows
+/// each one's last result (here: one that works, one that does not).
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_syncs_its_upstreams_on_schedule_and_status_shows_the_results() {
+    let source = TestServer::with_samples().await;
+    let work = tempfile::tempdir().expect("work");
+    let data = work.path().join("data");
+    let good = source.url("/mirror/");
+    let bad = source.url("/no-such-mirror/");
+    let config = work.path().join("dars.toml");
+    std::fs::write(
+        &config,
+        format!("upstreams = [\"{good}\", \"{bad}\"]\nsync_interval = \"1h\"\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .expect("config");
+    // An empty store of its own would get the samples; give it one lesson so it does not.
+    let seed = work.path().join("seed");
+    write_lesson(&seed, "own-lesson", &[("index.html", b"<p>own</p>")]);
+    crate::common::import(&data, &seed);
+    let mut server = dars(&data)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .spawn()
+        .expect("serve");
+    let status = |data: &Path| -> serde_json::Value {
+        let out = dars(data).arg("status").arg("--json").output().expect("status");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        last = status(&data);
+        if last["syncs"].as_array().is_some_and(|s| s.len() == 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let syncs = last["syncs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sync results: {last}"))
+        .clone();
+    let result = |url: &str| {
+        syncs
+            .iter()
+            .find(|s| s["url"] == url)
+            .cloned()
+            .expect("a result per upstream")
+    };
+    assert_eq!(result(&good)["ok"], true, "{last}");
+    assert!(
+        result(&good)["message"].as_str().expect("message").contains("16 new"),
+        "{last}"
+    );
+    assert_eq!(result(&bad)["ok"], false, "{last}");
+    assert!(
+        result(&bad)["message"].as_str().expect("message").contains("404"),
+        "{last}"
+    );
+    assert_eq!(
+        last["lessons"], 17,
+        "the samples from the upstream plus its own lesson: {last}"
+    );
+    let text = dars(&data).arg("status").output().expect("status");
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains(&format!("last sync:      {good}")) && text.contains("FAILED"),
+        "{text}"
+    );
+    source.stop().await;
+}
