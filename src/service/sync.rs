@@ -274,7 +274,7 @@ pub fn sync(
             }
         })
     };
-    let verified = verify_manifests(&index, &mut read, &opts.package.trusted);
+    let verified = verify_manifests(&index, &mut read, &opts.package.trusted, true);
     let manifests = match verified {
         Ok(m) => m,
         Err(e) => return Err(fetch_error.take().unwrap_or_else(|| e.into())),

@@ -82,12 +82,18 @@ fn publish_lessons(work: &Path, out: &Path, lessons: &Lessons, key: &SecretKey, 
     publish(&src, out, key, seq, None)
 }
 
-/// Every file of a package folder: relative path -> size.
+/// Every file of a package folder that a sync fetches: relative path -> size. A manifest
+/// with a compressed copy beside it is fetched as that copy.
 fn package_files(root: &Path) -> BTreeMap<String, u64> {
     walkdir::WalkDir::new(root)
         .into_iter()
         .map(|e| e.expect("walk package"))
         .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            let mut compressed = e.path().as_os_str().to_owned();
+            compressed.push(".zst");
+            !(e.path().extension().is_some_and(|x| x == "json") && Path::new(&compressed).exists())
+        })
         .map(|e| {
             let rel = e
                 .path()
@@ -1297,7 +1303,15 @@ fn refused_syncs_leave_the_store_unchanged() {
         .join(index["manifests"][0]["manifest"].as_str().expect("manifest path"));
     let text = std::fs::read_to_string(&manifest).expect("manifest");
     assert!(text.contains("\"Lesson topic-a\""));
-    std::fs::write(&manifest, text.replacen("\"Lesson topic-a\"", "\"LESSON topic-a\"", 1)).expect("edit");
+    let edited = text.replacen("\"Lesson topic-a\"", "\"LESSON topic-a\"", 1);
+    std::fs::write(&manifest, &edited).expect("edit");
+    // The compressed copy a network sync fetches is edited the same way.
+    let compressed = root.join("v2sig").join(
+        index["manifests"][0]["compressed"]
+            .as_str()
+            .expect("compressed manifest path"),
+    );
+    std::fs::write(&compressed, zstd::bulk::compress(edited.as_bytes(), 19).expect("zstd")).expect("edit copy");
     publish_lessons(
         work.path(),
         &root.join("stranger"),

@@ -96,11 +96,15 @@ pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
             }
         }
         let (manifest_file, signature_file) = manifest_name(key, *seq);
+        let compressed_file = format!("{manifest_file}.zst");
+        plan.documents
+            .insert(compressed_file.clone(), crate::package::compress_manifest(&bytes));
         plan.documents.insert(manifest_file.clone(), bytes);
         plan.documents.insert(signature_file.clone(), signature);
         entries.push(IndexEntry {
             manifest: manifest_file,
             signature: signature_file,
+            compressed: Some(compressed_file),
             lessons: Some(lesson_ids.clone()),
         });
     }

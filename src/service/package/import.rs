@@ -69,14 +69,28 @@ pub(crate) struct Verified {
 pub(crate) type ReadDoc<'a> = dyn FnMut(&str) -> Result<Vec<u8>, PackageError> + 'a;
 
 /// Reads and checks every manifest of the package: format, signature against `trusted`.
+/// With `prefer_compressed` (over a network) a manifest's zstd copy is fetched instead of the
+/// JSON; the signature is checked over the decompressed bytes either way.
 pub(crate) fn verify_manifests(
     index: &Index,
     read: &mut ReadDoc<'_>,
     trusted: &[PublicKey],
+    prefer_compressed: bool,
 ) -> Result<Vec<Verified>, PackageError> {
     let mut out = Vec::new();
     for entry in &index.manifests {
-        let bytes = read(&entry.manifest)?;
+        let bytes = match (&entry.compressed, prefer_compressed) {
+            (Some(compressed), true) => {
+                let packed = read(compressed)?;
+                zstd::bulk::decompress(&packed, crate::package::MAX_MANIFEST).map_err(|e| {
+                    PackageError::BadDocument {
+                        file: compressed.clone(),
+                        problem: format!("it does not decompress: {e}"),
+                    }
+                })?
+            }
+            _ => read(&entry.manifest)?,
+        };
         let sig_text = read(&entry.signature)?;
         let manifest = parse_manifest(&entry.manifest, &bytes)?;
         let key = PublicKey::parse(&manifest.publisher).map_err(|e| PackageError::BadDocument {
@@ -366,7 +380,21 @@ fn stream_raw(
 pub fn check_package(root: &Path, trusted: &[PublicKey], progress: &Progress) -> Result<CheckReport, ServiceError> {
     let index = read_index(root)?;
     let mut read = |rel: &str| read_file(root, rel);
-    let manifests = verify_manifests(&index, &mut read, trusted)?;
+    let manifests = verify_manifests(&index, &mut read, trusted, false)?;
+    // The compressed copy a network sync fetches must be the same manifest.
+    for entry in &index.manifests {
+        if let Some(compressed) = &entry.compressed {
+            let same = zstd::bulk::decompress(&read(compressed)?, crate::package::MAX_MANIFEST)
+                .is_ok_and(|bytes| read(&entry.manifest).is_ok_and(|json| json == bytes));
+            if !same {
+                return Err(PackageError::BadDocument {
+                    file: compressed.clone(),
+                    problem: format!("it is not a copy of {}", entry.manifest),
+                }
+                .into());
+            }
+        }
+    }
     let dicts = load_dictionaries(&manifests, &mut read)?;
     let mut report = CheckReport::default();
     let files: Vec<(&str, &ManifestFile)> = manifests
@@ -455,7 +483,7 @@ pub fn import_package(
 ) -> Result<PackageReport, ServiceError> {
     let index = read_index(root)?;
     let mut read = |rel: &str| read_file(root, rel);
-    let manifests = verify_manifests(&index, &mut read, &opts.trusted)?;
+    let manifests = verify_manifests(&index, &mut read, &opts.trusted, false)?;
     check_sequences(conn, &manifests, opts.allow_downgrade)?;
     let dicts = load_dictionaries(&manifests, &mut read)?;
     let mut report = PackageReport::default();

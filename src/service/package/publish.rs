@@ -179,11 +179,15 @@ pub fn publish(
     let (manifest_file, signature_file) = manifest_name(&fingerprint, seq);
     write_if_changed(out, &manifest_file, &bytes)?;
     write_if_changed(out, &signature_file, signature_to_text(&signature).as_bytes())?;
+    let compressed_file = format!("{manifest_file}.zst");
+    let compressed = crate::package::compress_manifest(&bytes);
+    write_if_changed(out, &compressed_file, &compressed)?;
     let index = Index {
         format: INDEX_FORMAT.to_owned(),
         manifests: vec![IndexEntry {
             manifest: manifest_file.clone(),
             signature: signature_file,
+            compressed: Some(compressed_file),
             lessons: None,
         }],
         local: None,
@@ -192,7 +196,7 @@ pub fn publish(
     let index_bytes = serde_json::to_vec_pretty(&index).map_err(|e| ServiceError::Internal(e.to_string()))?;
     // The index goes last: a mirror copying the folder never sees it point at missing files.
     write_atomically(&out.join(INDEX_FILE), &index_bytes)?;
-    report.package_bytes += (bytes.len() + index_bytes.len()) as u64;
+    report.package_bytes += (bytes.len() + compressed.len() + index_bytes.len()) as u64;
     report.manifest = out.join(manifest_file);
     Ok(report)
 }
