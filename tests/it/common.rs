@@ -158,3 +158,75 @@ pub fn pseudo_random_text(len: usize, seed: u64) -> Vec<u8> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary (CLI tests only)
+
+/// The binary, with no `DARS_*` settings inherited from whoever runs the tests.
+pub fn dars() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_dars"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DARS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("NO_COLOR", "1").stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Waits for `child` for at most `limit`; kills it and panics when it takes longer.
+pub fn wait_for(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Runs `cmd` to the end (at most two minutes), capturing its output.
+pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dars");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("read pipe");
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let status = wait_for(&mut child, std::time::Duration::from_secs(120), &format!("{cmd:?}"));
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout thread"),
+        stderr: stderr.join().expect("stderr thread"),
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `cmd` and checks it succeeded; returns stdout.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}

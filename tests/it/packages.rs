@@ -4,9 +4,9 @@
 //! disk; a stick pulled out in the middle of an import; keygen; checking without storing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,74 +22,7 @@ use crate::common::{Rng, TestServer, client, gunzip, pseudo_random_bytes, pseudo
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 
-/// The binary, with no `DARS_*` settings inherited from whoever runs the tests.
-fn dars() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dars"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("DARS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("NO_COLOR", "1").stdin(Stdio::null());
-    cmd
-}
-
-/// Waits for `child` for at most `limit`; kills it and panics when it takes longer.
-fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Runs `cmd` to the end (at most two minutes), capturing its output.
-fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn dars");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            pipe.read_to_end(&mut bytes).expect("read pipe");
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let status = wait_for(&mut child, Duration::from_secs(120), &format!("{cmd:?}"));
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout thread"),
-        stderr: stderr.join().expect("stderr thread"),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `cmd` and checks it succeeded; returns stdout.
-fn run_ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use crate::common::{dars, run, run_ok, text};
 
 /// Runs `cmd` and checks it failed (nonzero, no panic); returns stderr and stdout together.
 fn run_fail(cmd: &mut Command) -> String {
