@@ -28,9 +28,9 @@ Environment (defaults in brackets):
   SKIP_BUILD=1        do not run cargo build --release
   DARS=path           dars binary [target/release/dars]
   KEEP_WORK=1         keep bench/out/packages-work[-quick] (packages, stores) after the run
-  PERF=1              perf record one warm import; PERF_DARS=path: an unstripped build of
-                      dars for it (CARGO_PROFILE_RELEASE_STRIP=false cargo build --release
-                      --target-dir DIR) [DARS]
+  PERF=1              perf record one warm import and one import --check; they run an
+                      unstripped build of the same sources (built into
+                      bench/out/packages-prof-target) unless PERF_DARS=path is given
 EOF
 }
 
@@ -71,7 +71,7 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_WORK=${KEEP_WORK:-0}
 PERF=${PERF:-0}
 DARS=${DARS:-$ROOT/target/release/dars}
-PERF_DARS=${PERF_DARS:-$DARS}
+PERF_DARS=${PERF_DARS:-}
 CORPUS_GIVEN=${CORPUS:-}
 CORPUS=${CORPUS:-$OUT/corpus$SUF}
 
@@ -164,6 +164,18 @@ if [ "$SKIP_BUILD" != 1 ]; then
   fi
 fi
 [ -x "$DARS" ] || die "no dars binary at $DARS"
+if [ "$PERF" = 1 ] && [ -z "$PERF_DARS" ]; then
+  # perf needs symbols: the same sources, release profile, not stripped
+  say "cargo build --release (unstripped, for perf) -> ${OUT#$ROOT/}/packages-prof-target"
+  if CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+      cargo build --release --target-dir "$OUT/packages-prof-target" >"$LOGS/cargo-build-perf.log" 2>&1; then
+    PERF_DARS=$OUT/packages-prof-target/release/dars
+  else
+    tail -n 20 "$LOGS/cargo-build-perf.log" >&2
+    echo "unstripped build failed; perf will show addresses only"
+    PERF_DARS=$DARS
+  fi
+fi
 
 # ---------------------------------------------------------------- machine / versions
 COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)

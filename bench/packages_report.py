@@ -133,9 +133,12 @@ def main() -> None:
         w("")
         for mode, (dm, cm, csm) in best.items():
             verdict = lambda r: "meets" if r >= 0.5 else "MISSES"
+            cpu = min((load(res, f"import-{mode}-{i}") or {"user": 1e9, "sys": 0})["user"]
+                      + (load(res, f"import-{mode}-{i}") or {"sys": 0})["sys"] for i in range(1, runs + 1))
             w(f"- {mode} cache, best runs: dars {dm:.1f} MB/s, cp -r {cm:.1f} MB/s, cp -r + sync {csm:.1f} MB/s: "
               f"dars = **{dm / cm:.2f} × cp -r** ({verdict(dm / cm)} the ≥ 0.5 target), "
-              f"{dm / csm:.2f} × cp -r + sync ({verdict(dm / csm)} it).")
+              f"{dm / csm:.2f} × cp -r + sync ({verdict(dm / csm)} it). dars used {cpu:.1f} s of CPU "
+              f"(package bytes / CPU seconds = {pkg / 1e6 / cpu:.1f} MB/s; with several threads wall time can be lower).")
         st = load(res, "store-full")
         last = load(res, f"import-{modes[-1]}-{runs}")
         if st:
@@ -247,15 +250,14 @@ def main() -> None:
         if said:
             w(f"- dars said: `{said[-1]}`")
         s1, sa = load(res, "upd-store-v1"), load(res, "upd-store-a")
-        if sa and "lessons_by_seq" in sa:
-            by = sa["lessons_by_seq"]
-            top = max(by, key=int) if by else "?"
-            n_top, n_changed = by.get(top, 0), len(diff["changed_lessons"])
-            w(f"- after the update {n_top} of {sa['lessons']} lessons carry sequence {top}, though only {n_changed} "
-              f"changed"
-              + (f": the others were rewritten too (a lesson's digest includes the sequence number, so an unchanged "
-                 f"lesson of a new sequence counts as updated: its `lessons` row and its `files` rows, "
-                 f"{sa['files']:,} rows in all, are deleted and inserted again)." if n_top > n_changed else "."))
+        import re as _re
+        m = _re.search(r"(\d+) new, (\d+) updated, (\d+) unchanged", said[-1]) if said else None
+        if m:
+            n_upd, n_changed = int(m.group(1)) + int(m.group(2)), len(diff["changed_lessons"])
+            if n_upd > n_changed:
+                w(f"- dars rewrote {n_upd} lessons (their `lessons` and `files` rows) where {n_changed} changed.")
+            else:
+                w(f"- dars rewrote only the {n_upd} changed lessons; the {m.group(3)} unchanged ones kept their rows.")
         if s1 and sa:
             w(f"- store database: {mb(s1['db_bytes'])} after v1, {mb(sa['db_bytes'])} after v2 "
               f"(+{mb(sa['db_bytes'] - s1['db_bytes'], 2)}, {sa['freelist']} free pages); manifests kept: "

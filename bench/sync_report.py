@@ -69,9 +69,9 @@ def main() -> None:
       "`rsync -az --delete --stats rsync://127.0.0.1:PORT/<variant>/ copy/` (the copy is then checked "
       "equal to v2 with `diff -r`); bytes = rsync's *Total bytes received* / *sent*.")
     w("")
-    w("| variant | v2 package | blob files | manifest (JSON) | manifest gzip -6 / zstd -19 | dictionary | "
-      "new blobs (not in v1) | files that differ by name from v1 |")
-    w("|---|---:|---:|---:|---:|---|---:|---:|")
+    w("| variant | v2 package | blob files | manifest JSON | its `.json.zst` copy | JSON gzip -6 / zstd -19 | "
+      "dictionary | new blobs (not in v1) | files that differ by name from v1 |")
+    w("|---|---:|---:|---:|---:|---:|---|---:|---:|")
     pkgs = {}
     for v in variants:
         p = load(res, f"pkg-{v}")
@@ -81,7 +81,8 @@ def main() -> None:
             continue
         dic = "none" if not p.get("dictionary") else ("same as v1" if p["same_dictionary"] else "new (differs from v1)")
         w(f"| {v} | {mb(p['bytes'])} | {num(p['kinds'].get('blobs', {}).get('files', 0))} | "
-          f"{mb(p['manifest_bytes'])} | {mb(g.get('gzip6', 0))} / {mb(g.get('zstd19', 0))} | {dic} | "
+          f"{mb(p['manifest_bytes'])} | {mb(p['manifest_zst_bytes']) if p.get('manifest_zst_bytes') else 'none'} | "
+          f"{mb(g.get('gzip6', 0))} / {mb(g.get('zstd19', 0))} | {dic} | "
           f"{p['new_blobs']} ({mb(p['new_blob_stored_bytes'])}) | "
           f"{p['by_name_differ'] + p['by_name_added']} ({mb(p['by_name_differ_bytes'] + p['by_name_added_bytes'])}) |")
     w("")
@@ -105,7 +106,7 @@ def main() -> None:
           f"{num(sp['requests'])} requests | {run['wall']:.2f} s | **{ratio(ddown, rdown)}** | {ratio(ddown + dup, rtot)} |")
         w(f"| {v} | **rsync -az** v1 → v2 | **{mb(rdown)}** | {mb(rup)} | {mb(rtot)} | "
           f"{num(rs.get('files_transferred', 0))} of {num(rs.get('files', 0))} files | {rs['wall']:.2f} s | 1.00 | 1.00 |")
-        w(f"| {v} | minimum for dars: index + manifest + signature + dictionary + new blobs | "
+        w(f"| {v} | minimum for dars: index + signature + manifest as fetched + dictionary + new blobs | "
           f"{mb(p['ideal_update_bytes'])} | | | | | {ratio(p['ideal_update_bytes'], rdown)} | |")
         if sp0 and rs0:
             w(f"| {v} | no change: dars sync v2 again | {mb(sp0['bytes_sent'])} | {mb(sp0['request_bytes'])} | "
@@ -121,13 +122,13 @@ def main() -> None:
         ok = "meets" if ddown <= rdown else "MISSES"
         kinds = sp["kinds"]
         parts = ", ".join(f"{k} {mb(kinds[k]['bytes_sent'])} ({kinds[k]['requests']})"
-                          for k in ("index", "signature", "manifest", "dictionary", "blobs", "other") if k in kinds)
+                          for k in ("index", "signature", "manifest", "manifest.zst", "dictionary", "blobs", "other")
+                          if k in kinds)
         w(f"- **{v}**: dars sync moved {mb(ddown)} server → client against rsync's {mb(rdown)}: "
           f"**{ddown / rdown:.2f} × rsync** → {ok} the target (dars ≤ rsync); both directions "
           f"{dtot / rtot:.2f} ×. By kind (bytes sent, requests): {parts}. "
-          f"The v2 manifest alone is {mb(p['manifest_bytes'])} = {p['manifest_bytes'] / ddown * 100:.0f} % of "
-          f"dars's bytes; it travels uncompressed (dars sends no `Accept-Encoding`), while gzip -6 would make it "
-          f"{mb((load(res, f'manifest-{v}') or {}).get('gzip6', 0))}. Changed content: {p['new_blobs']} new blobs, "
+          f"{manifest_note(p, kinds, ddown, load(res, f'manifest-{v}') or {})} "
+          f"Changed content: {p['new_blobs']} new blobs, "
           f"{mb(p['new_blob_stored_bytes'])}; dars ÷ that = {ddown / max(1, p['new_blob_stored_bytes']):.1f} × "
           f"(DESIGN.md §7 asks ≤ 1.1 × for what an update moves). "
           f"rsync ({rs.get('compress', '?')} compression, {rs.get('checksum', '?')} checksums): literal data "
@@ -173,8 +174,8 @@ def main() -> None:
       "The mirror is a second dars (`dars serve`) whose store synced the package from nginx.")
     w("")
     w("| source | --max-rate | run | wall | received | MB/s (package) | MB/s (received) | peak 5 s | "
-      "dars CPU | server CPU | others (cores) |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "dars CPU | dars peak RSS | server CPU | others (cores) |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows: dict[tuple[str, str], list[dict]] = {}
 
     def row(source: str, cap: str, label: str, idx: str) -> None:
@@ -194,7 +195,8 @@ def main() -> None:
         rows.setdefault((source, cap), []).append(rec)
         peak = f"{rec['peak'] / 1e6:.1f} MB/s" if rec["peak"] is not None else "-"
         w(f"| {source} | {cap} | {idx} | {run['wall']:.2f} s | {mb(got)} | **{rec['pkg_rate'] / 1e6:.1f}** | "
-          f"{rec['got_rate'] / 1e6:.1f} | {peak} | {cpu:.1f} s | {run['server_cpu_s']:.1f} s | {others:.2f} |")
+          f"{rec['got_rate'] / 1e6:.1f} | {peak} | {cpu:.1f} s | {run['maxrss_kb'] / 1024:.0f} MiB | "
+          f"{run['server_cpu_s']:.1f} s | {others:.2f} |")
 
     for i in range(1, meta["runs"] + 1):
         row("nginx", "-", f"tp-nginx-{i}", str(i))
@@ -263,6 +265,19 @@ def main() -> None:
       "nginx config, rsyncd.conf, nginx's access log and every command's output: `bench/out/sync-logs"
       f"{'-quick' if meta['mode'] == 'quick' else ''}/`.")
     print("\n".join(out))
+
+
+def manifest_note(p: dict, kinds: dict, ddown: int, g: dict) -> str:
+    if "manifest.zst" in kinds:
+        z = kinds["manifest.zst"]["bytes_sent"]
+        return (f"The manifest travels as its zstd copy: {mb(z)} (the JSON is {mb(p['manifest_bytes'])}) = "
+                f"{z / ddown * 100:.0f} % of dars's bytes.")
+    if "manifest" in kinds:
+        m = kinds["manifest"]["bytes_sent"]
+        return (f"The v2 manifest alone is {mb(m)} = {m / ddown * 100:.0f} % of dars's bytes; it travels as "
+                f"uncompressed JSON (dars sends no `Accept-Encoding`), while gzip -6 would make it "
+                f"{mb(g.get('gzip6', 0))}, zstd -19 {mb(g.get('zstd19', 0))}.")
+    return ""
 
 
 def ordinal(n: int) -> str:

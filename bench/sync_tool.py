@@ -131,7 +131,12 @@ def kind_of(uri: str) -> str:
     if seg[-1] == "package.json":
         return "index"
     if len(seg) >= 2 and seg[-2] == "manifests":
-        return "manifest" if seg[-1].endswith(".json") else "signature"
+        name = seg[-1]
+        if name.endswith(".json"):
+            return "manifest"
+        if name.endswith(".json.zst"):
+            return "manifest.zst"
+        return "signature" if name.endswith(".sig") else "other"
     if len(seg) >= 2 and seg[-2] == "dict":
         return "dictionary"
     if len(seg) >= 3 and seg[-3] == "blobs":
@@ -293,9 +298,12 @@ def files_of(root: str) -> dict[str, int]:
     return out
 
 
+def index_of(pkg: str) -> dict:
+    return json.load(open(os.path.join(pkg, "package.json")))
+
+
 def manifest_of(pkg: str) -> tuple[str, dict]:
-    index = json.load(open(os.path.join(pkg, "package.json")))
-    rel = index["manifests"][0]["manifest"]
+    rel = index_of(pkg)["manifests"][0]["manifest"]
     return rel, json.load(open(os.path.join(pkg, rel)))
 
 
@@ -330,8 +338,16 @@ def cmd_pkg(a) -> None:
         e = kinds.setdefault(k, dict(files=0, bytes=0))
         e["files"] += 1
         e["bytes"] += size
+    entry = index_of(a.v2)["manifests"][0]
+    zst = entry.get("compressed")
+    # What a network sync fetches besides blobs: the index, each manifest (its compressed copy
+    # when the package has one), its signature, the dictionaries.
+    fetched_docs = (files["package.json"] + files[entry["signature"]] + (files[zst] if zst else files[rel])
+                    + kinds.get("dictionary", {}).get("bytes", 0))
     out = dict(path=os.path.relpath(a.v2), files=len(files), bytes=sum(files.values()), kinds=kinds,
-               manifest=rel, manifest_bytes=files[rel], lessons=len(man["lessons"]),
+               manifest=rel, manifest_bytes=files[rel], manifest_zst=zst,
+               manifest_zst_bytes=files[zst] if zst else None, fetched_docs_bytes=fetched_docs,
+               lessons=len(man["lessons"]),
                lesson_files=sum(len(l["files"]) for l in man["lessons"]), blobs=len(blobs),
                raw_bytes=sum(b["size"] for b in blobs.values()), dictionary=man.get("dictionary"))
     if a.v1:
@@ -359,10 +375,8 @@ def cmd_pkg(a) -> None:
             by_name_differ=len(differ), by_name_differ_bytes=sum(files[f] for f in differ),
             removed=len([f for f in files1 if f not in files]),
         )
-        # must-move for a dars sync: index + manifest + signature + dictionary + new blobs
-        docs = sum(size for f, size in files.items() if kind_of("/" + f) != "blobs")
-        out["docs_bytes"] = docs
-        out["ideal_update_bytes"] = docs + out["new_blob_stored_bytes"]
+        # must-move for a dars sync: index + manifest (as fetched) + signature + dictionary + new blobs
+        out["ideal_update_bytes"] = fetched_docs + out["new_blob_stored_bytes"]
     write_json(a.out, out)
 
 
