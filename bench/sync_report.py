@@ -160,8 +160,9 @@ def main() -> None:
         os.path.join(res, "tp-variant.txt")) else variants[0]
     pk = pkgs.get(tpv) or load(res, f"pkg-{tpv}")
     pbytes = pk["bytes"]
+    fetch = pbytes - (pk["manifest_bytes"] if pk.get("manifest_zst") else 0)
     w(f"### 2. Sync throughput on loopback: a fresh store syncs the whole {tpv} v2 package ({mb(pbytes)}, "
-      f"{num(pk['files'])} files)")
+      f"{num(pk['files'])} files{'; a sync fetches ' + mb(fetch) + ' of it: not the JSON manifest, whose zstd copy it takes' if fetch != pbytes else ''})")
     w("")
     w("MB/s = package bytes ÷ wall time of `dars sync` (start to exit: index, signature check, every blob "
       "fetched, decoded, hashed and stored, the final commit). Received = "

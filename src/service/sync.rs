@@ -255,10 +255,8 @@ pub fn sync(
     let mut fetcher = Fetcher::new(url, opts)?;
     progress.set_current("package.json");
     let index_bytes = fetcher.get_all(INDEX_FILE)?;
-    let index: Index = serde_json::from_slice(&index_bytes).map_err(|e| PackageError::BadDocument {
-        file: fetcher.url(INDEX_FILE),
-        problem: e.to_string(),
-    })?;
+    let index: Index = serde_json::from_slice(&index_bytes)
+        .map_err(|e| super::package::document_error(&fetcher.url(INDEX_FILE), &e))?;
     check_index(&index).map_err(|problem| PackageError::BadDocument {
         file: fetcher.url(INDEX_FILE),
         problem,

@@ -23,6 +23,8 @@ use crate::package::{INDEX_FILE, Index, USB_DIR, check_index};
 pub enum PackageError {
     #[error("no package in {0}: expected {INDEX_FILE} there or in its {USB_DIR}/ folder")]
     NotAPackage(PathBuf),
+    #[error("{file} was written by a newer dars ({problem}); install a newer dars to read this package")]
+    NewerFormat { file: String, problem: String },
     #[error("{file} is damaged: {problem}. Copy the package again from its source")]
     BadDocument { file: String, problem: String },
     #[error(
@@ -117,12 +119,25 @@ fn io_problem(root: &Path, path: PathBuf, e: std::io::Error) -> PackageError {
     }
 }
 
+/// A document that does not parse: damaged, or (an unknown field) from a newer dars.
+pub(crate) fn document_error(file: &str, e: &serde_json::Error) -> PackageError {
+    let problem = e.to_string();
+    if problem.contains("unknown field") {
+        PackageError::NewerFormat {
+            file: file.to_owned(),
+            problem,
+        }
+    } else {
+        PackageError::BadDocument {
+            file: file.to_owned(),
+            problem,
+        }
+    }
+}
+
 fn read_index(root: &Path) -> Result<Index, PackageError> {
     let bytes = read_file(root, INDEX_FILE)?;
-    let index: Index = serde_json::from_slice(&bytes).map_err(|e| PackageError::BadDocument {
-        file: INDEX_FILE.to_owned(),
-        problem: e.to_string(),
-    })?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| document_error(INDEX_FILE, &e))?;
     check_index(&index).map_err(|problem| PackageError::BadDocument {
         file: INDEX_FILE.to_owned(),
         problem,
