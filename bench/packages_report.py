@@ -115,7 +115,7 @@ def main() -> None:
         pkg = pd["bytes"]
         w(f"### 2. Import speed: `dars import PKG` vs `cp -r PKG` ({mb(pkg)} package, fresh store / target each run)")
         w("")
-        w("| cache | run | dars import | dars MB/s | dars CPU | dars read_bytes | dars write_bytes | cp -r | cp MB/s "
+        w("| cache | run | dars import | dars MB/s | dars CPU (cores busy) | dars read_bytes | dars write_bytes | cp -r | cp MB/s "
           "| cp -r + sync | cp+sync MB/s | dars ÷ cp | dars ÷ (cp+sync) |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         best = {}
@@ -125,7 +125,7 @@ def main() -> None:
                 if not (d and c and s):
                     continue
                 dm, cm, csm = pkg / 1e6 / d["wall"], pkg / 1e6 / c["wall"], pkg / 1e6 / (c["wall"] + s["wall"])
-                w(f"| {mode} | {i} | {d['wall']:.2f} s | {dm:.1f} | {d['user'] + d['sys']:.1f} s | "
+                w(f"| {mode} | {i} | {d['wall']:.2f} s | {dm:.1f} | {d['user'] + d['sys']:.1f} s ({(d['user'] + d['sys']) / d['wall']:.2f}) | "
                   f"{mb(io_of(d).get('read_bytes', 0))} | {mb(io_of(d).get('write_bytes', 0))} | {c['wall']:.2f} s | "
                   f"{cm:.1f} | {c['wall'] + s['wall']:.2f} s | {csm:.1f} | {dm / cm:.2f} | {dm / csm:.2f} |")
                 b = best.setdefault(mode, [0, 0, 0])
@@ -208,7 +208,9 @@ def main() -> None:
         if "store_payload" in diff:
             r(f"payload the store keeps for them: zstd {mb(diff['store_new_zstd'], 2)} + gzip variant "
               f"{mb(diff['store_new_gzip'], 2)} + raw {mb(diff['store_new_raw'], 2)}", diff["store_payload"])
-        r(f"v2 manifest (signed JSON; stored in the store's `manifests` table as well)", diff["v2_manifest_bytes"])
+        sa0 = load(res, "upd-store-a")
+        kept = f"; the store keeps {mb(sa0['manifests'][1], 2)} of it in its `manifests` table" if sa0 else ""
+        r(f"v2's signed manifest (JSON in the package{kept})", diff["v2_manifest_bytes"])
         ia = io_of(a)
         r("A. normal import: **write_bytes** (disk writes caused by dars: WAL + checkpoints)", ia.get("write_bytes", 0), True)
         r("A. normal import: wchar (bytes passed to write/pwrite)", ia.get("wchar", 0))
