@@ -11,6 +11,7 @@
 //! - [`config`]: settings layered defaults < file < environment < flags.
 //! - [`cli`]: the command line.
 //! - [`content`]: the sample lessons built into the binary.
+//! - [`text`]: search text: visible text of HTML, folding (`ders` finds `dərs`), snippets.
 //!
 //! Data flows one way: `cli`/`http` -> `service` -> `store`.
 
@@ -24,3 +25,4 @@ pub mod lesson;
 pub mod package;
 pub mod service;
 pub mod store;
+pub mod text;

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{AppState, HttpError};
 use crate::lesson::{MAX_GRADE, valid_id};
+use crate::service::{MAX_RESULTS, SearchQuery};
 use crate::store::LessonFilter;
 
 /// Query of `/api/v1/lessons`; grade is taken as text so a bad one gets a clear 400.
@@ -80,6 +81,55 @@ pub async fn detail(State(state): State<AppState>, Path(id): Path<String>) -> Re
         Err(HttpError::NotFound) => Ok(json_not_found()),
         Err(e) => Err(e),
     }
+}
+
+/// Query of `/api/v1/search`; limit is taken as text so a bad one gets a clear 400.
+#[derive(Debug, Deserialize)]
+pub struct SearchParams {
+    q: Option<String>,
+    language: Option<String>,
+    limit: Option<String>,
+}
+
+/// Results when the query names no limit.
+const DEFAULT_RESULTS: usize = 20;
+
+/// `GET /api/v1/search?q=&language=&limit=`: lessons best first, each with a snippet whose
+/// parts mark the matched words. Any text is a valid query; an empty one finds nothing.
+pub async fn search(State(state): State<AppState>, Query(params): Query<SearchParams>) -> Result<Response, HttpError> {
+    let limit = match params.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        None => DEFAULT_RESULTS,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(MAX_RESULTS))
+            .ok_or_else(|| HttpError::BadRequest(format!("limit must be a number from 1 to {MAX_RESULTS}")))?,
+    };
+    let query = SearchQuery {
+        text: params.q.unwrap_or_default(),
+        language: params.language,
+        limit,
+    };
+    let hits = state.blocking(move |lib| lib.search(&query)).await?;
+    let results: Vec<_> = hits
+        .into_iter()
+        .map(|hit| {
+            let meta = &hit.lesson.meta;
+            json!({
+                "id": meta.id,
+                "title": meta.title,
+                "language": meta.language,
+                "grade": meta.grade,
+                "subject": meta.subject,
+                "summary": meta.summary,
+                "url": format!("/lessons/{}/", meta.id),
+                "snippet": hit.snippet,
+                "score": hit.score,
+            })
+        })
+        .collect();
+    Ok(no_cache(json!({ "count": results.len(), "results": results })))
 }
 
 fn json_not_found() -> Response {

@@ -119,6 +119,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/api/v1/lessons", get(api::list))
         .route("/api/v1/lessons/{id}", get(api::detail))
+        .route("/api/v1/search", get(api::search))
         .route("/lessons/{id}", get(files::no_slash))
         .route("/lessons/{id}/", get(files::entry))
         .route("/lessons/{id}/{*path}", get(files::file))

@@ -8,6 +8,7 @@ mod media;
 pub mod package;
 mod progress;
 mod scan;
+mod search;
 pub mod sync;
 mod verify;
 
@@ -21,6 +22,7 @@ pub use import::{ImportOptions, ImportReport};
 pub use media::{is_compressible, media_type};
 pub use progress::{Progress, Snapshot};
 pub use scan::{Scan, scan_folder, scan_memory};
+pub use search::{MAX_RESULTS, SearchHit, SearchQuery, SnippetPart};
 pub use verify::{Problem, VerifyReport};
 
 use crate::lesson::LessonError;
@@ -105,9 +107,15 @@ const SAMPLES_KEY: &str = "samples_loaded";
 
 impl Library {
     /// Opens (creating or migrating) the store in `data_dir`.
+    /// Lessons stored before search existed are indexed here, once.
     pub fn open(data_dir: &Path) -> Result<Self, ServiceError> {
+        let pool = Pool::open(data_dir)?;
+        let indexed = pool.with(store::index_missing)?;
+        if indexed > 0 {
+            tracing::info!("indexed {indexed} lessons for search");
+        }
         Ok(Library {
-            pool: Pool::open(data_dir)?,
+            pool,
             caches: Arc::new(cache::Caches::new()),
             mirror: std::sync::Mutex::new(None),
         })

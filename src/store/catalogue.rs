@@ -157,7 +157,8 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
     for file in &lesson.files {
         stmt.execute(params![rowid, file.path, &file.hash.0[..], file.size, file.media_type])?;
     }
-    Ok(())
+    // In the same transaction, so search shows exactly the lessons that are visible.
+    super::search::index_lesson(conn, rowid, &meta.title, &meta.summary, &meta.entry, &lesson.files)
 }
 
 /// Moves an unchanged lesson to a publisher's newer package (and manifest).
@@ -168,7 +169,7 @@ pub fn set_seq(conn: &Connection, id: &str, seq: i64) -> Result<bool> {
     )? > 0)
 }
 
-/// Removes lesson `id`; returns whether it existed.
+/// Removes lesson `id` (and, by trigger, its search entry); returns whether it existed.
 pub fn remove_lesson(conn: &Connection, id: &str) -> Result<bool> {
     Ok(conn.execute("DELETE FROM lessons WHERE id = ?1", [id])? > 0)
 }
@@ -191,10 +192,11 @@ pub fn find_file(conn: &Connection, lesson_id: &str, path: &str) -> Result<Optio
         .optional()?)
 }
 
-const LESSON_COLUMNS: &str = "l.id, l.title, l.language, l.grade, l.subject, l.summary, l.entry, l.sort_order,
+pub(super) const LESSON_COLUMNS: &str =
+    "l.id, l.title, l.language, l.grade, l.subject, l.summary, l.entry, l.sort_order,
      l.origin, l.seq, l.total_size, (SELECT count(*) FROM files f WHERE f.lesson = l.rowid), l.imported_at";
 
-fn lesson_row(row: &Row<'_>) -> rusqlite::Result<LessonRow> {
+pub(super) fn lesson_row(row: &Row<'_>) -> rusqlite::Result<LessonRow> {
     Ok(LessonRow {
         meta: LessonMeta {
             id: row.get(0)?,

@@ -99,6 +99,26 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 4: full-text search. lesson_text keeps each lesson's visible text as written (for
+    // snippets); lesson_fts indexes the folded title, summary and text (`ders` finds `dərs`)
+    // and stores no copy of them. The trigger drops both with their lesson on every path that
+    // deletes one, in the same transaction, so search never finds a lesson that is gone.
+    r"
+    CREATE TABLE lesson_text (
+        lesson INTEGER PRIMARY KEY,
+        body TEXT NOT NULL
+    );
+    CREATE VIRTUAL TABLE lesson_fts USING fts5(
+        title, summary, body,
+        content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2',
+        prefix = '2 3'
+    );
+    CREATE TRIGGER lessons_unindex AFTER DELETE ON lessons BEGIN
+        DELETE FROM lesson_fts WHERE rowid = old.rowid;
+        DELETE FROM lesson_text WHERE lesson = old.rowid;
+    END;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,145 @@
+//! The visible text of an HTML page, for the search index: tags, comments, scripts and
+//! styles dropped, character references decoded, white space collapsed.
+//!
+//! html5gum is a WHATWG tokenizer: it decodes `&eacute;`, `&#1241;` and the rest exactly as a
+//! browser does and recovers from broken markup the same way. Its naive state switching
+//! treats the contents of `<script>` and `<style>` as the raw text a browser sees.
+
+use html5gum::{DefaultEmitter, Token, Tokenizer};
+
+/// Elements whose contents a reader never sees as text.
+const HIDDEN: &[&[u8]] = &[b"script", b"style", b"template", b"noscript", b"title", b"head"];
+
+/// Elements that run inside a line: no word break at their tags (`H<sub>2</sub>O`).
+const INLINE: &[&[u8]] = &[
+    b"a", b"abbr", b"b", b"bdi", b"bdo", b"cite", b"code", b"data", b"dfn", b"em", b"i", b"kbd", b"mark", b"q", b"s",
+    b"samp", b"small", b"span", b"strong", b"sub", b"sup", b"time", b"u", b"var", b"wbr",
+];
+
+/// The text of `html` as a reader sees it, at most `limit` characters (cut at a word break).
+pub fn visible_text(html: &[u8], limit: usize) -> String {
+    let mut emitter = DefaultEmitter::default();
+    emitter.naively_switch_states(true);
+    let mut out = Text::new(limit);
+    // Counts open hidden elements; `head` may hold `title`, so this is a depth, not a flag.
+    let mut hidden = 0usize;
+    for token in Tokenizer::new_with_emitter(html, emitter) {
+        let Ok(token) = token;
+        match token {
+            Token::StartTag(tag) => {
+                let name: &[u8] = &tag.name;
+                if HIDDEN.contains(&name) && !tag.self_closing {
+                    hidden += 1;
+                } else if !INLINE.contains(&name) {
+                    out.space();
+                }
+            }
+            Token::EndTag(tag) => {
+                let name: &[u8] = &tag.name;
+                if HIDDEN.contains(&name) {
+                    hidden = hidden.saturating_sub(1);
+                } else if !INLINE.contains(&name) {
+                    out.space();
+                }
+            }
+            Token::String(text) if hidden == 0 => {
+                if !out.push(&String::from_utf8_lossy(&text)) {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    out.finish()
+}
+
+/// Text being gathered: runs of white space become one space.
+struct Text {
+    text: String,
+    chars: usize,
+    limit: usize,
+    pending_space: bool,
+}
+
+impl Text {
+    fn new(limit: usize) -> Self {
+        Text {
+            text: String::new(),
+            chars: 0,
+            limit,
+            pending_space: false,
+        }
+    }
+
+    fn space(&mut self) {
+        self.pending_space = !self.text.is_empty();
+    }
+
+    /// Adds `s`; false once the limit is reached.
+    fn push(&mut self, s: &str) -> bool {
+        for c in s.chars() {
+            if c.is_whitespace() {
+                self.space();
+                continue;
+            }
+            if self.pending_space {
+                if self.chars + 1 >= self.limit {
+                    return false;
+                }
+                self.text.push(' ');
+                self.chars += 1;
+                self.pending_space = false;
+            }
+            if self.chars >= self.limit {
+                // Drop the word that did not fit whole.
+                let cut = self.text.rfind(' ').unwrap_or(0);
+                self.text.truncate(cut);
+                return false;
+            }
+            self.text.push(c);
+            self.chars += 1;
+        }
+        true
+    }
+
+    fn finish(self) -> String {
+        self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(html: &str) -> String {
+        visible_text(html.as_bytes(), 10_000)
+    }
+
+    #[test]
+    fn tags_scripts_and_styles_are_dropped() {
+        let html = "<!doctype html><html><head><title>T</title><style>p { color: red }</style>\
+            <script>if (a < b) { document.write('<p>no</p>') }</script></head>\
+            <body><h1>Dərs</h1><p>Birinci<br>ikinci</p><!-- gizli --><p>H<sub>2</sub>O su</p></body></html>";
+        assert_eq!(text(html), "Dərs Birinci ikinci H2O su");
+    }
+
+    #[test]
+    fn character_references_are_decoded() {
+        assert_eq!(
+            text("<p>d&#601;rs &amp; &laquo;&#x15F;agird&raquo; caf&eacute;&nbsp;x</p>"),
+            "dərs & «şagird» café x"
+        );
+    }
+
+    #[test]
+    fn broken_markup_still_gives_text() {
+        assert_eq!(text("<p>one <b>two <i>three</p> four <"), "one two three four <");
+        assert_eq!(text("<script>never closed"), "");
+    }
+
+    #[test]
+    fn the_limit_cuts_at_a_word_break() {
+        assert_eq!(visible_text(b"<p>alpha beta gamma</p>", 12), "alpha beta");
+        assert_eq!(visible_text(b"<p>alpha beta gamma</p>", 100), "alpha beta gamma");
+    }
+}
