@@ -42,11 +42,7 @@ pub fn visible_text(html: &[u8], limit: usize) -> String {
                     out.space();
                 }
             }
-            Token::String(text) if hidden == 0 => {
-                if !out.push(&String::from_utf8_lossy(&text)) {
-                    break;
-                }
-            }
+            Token::String(text) if hidden == 0 && !out.push(&String::from_utf8_lossy(&text)) => break,
             _ => {}
         }
     }

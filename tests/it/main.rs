@@ -8,4 +8,5 @@ mod files;
 mod import;
 mod mdns;
 mod packages;
+mod search;
 mod sync;
