@@ -21,20 +21,18 @@ pub enum UserCommand {
         role: String,
     },
     /// Set a new password for an account (its open sessions end)
-    Passwd {
-        name: String,
-    },
+    Passwd { name: String },
     /// Remove an account
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
     /// List the accounts
     List,
 }
 
 /// Who the audit log names for changes made here.
 fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
     if user.is_empty() {
         "command line".to_owned()
     } else {
@@ -69,7 +67,10 @@ pub fn run(config: &Config, command: UserCommand) -> anyhow::Result<ExitCode> {
             crate::service::accounts::check_name(&name)?;
             let password = read_password(&name)?;
             library.add_account(&actor(), &name, role, &password)?;
-            say!("added {} account {name}; it can log in at http://<this computer>:8080/admin", role.as_str());
+            say!(
+                "added {} account {name}; it can log in at http://<this computer>:8080/admin",
+                role.as_str()
+            );
         }
         UserCommand::Passwd { name } => {
             if !library.accounts()?.iter().any(|a| a.name == name) {

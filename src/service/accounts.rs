@@ -137,17 +137,18 @@ impl Library {
         check_name(name)?;
         check_password(password)?;
         let hash = hash_password(password)?;
-        self.pool.with(|conn| {
-            let tx = conn.transaction()?;
-            if !store::insert_account(&tx, name, role.as_str(), &hash)? {
-                return Ok(false);
-            }
-            store::append_audit(&tx, actor, "account added", &format!("{name} ({})", role.as_str()))?;
-            tx.commit()?;
-            Ok(true)
-        })?
-        .then_some(())
-        .ok_or_else(|| ServiceError::Refused(format!("there is already an account named {name}")))
+        self.pool
+            .with(|conn| {
+                let tx = conn.transaction()?;
+                if !store::insert_account(&tx, name, role.as_str(), &hash)? {
+                    return Ok(false);
+                }
+                store::append_audit(&tx, actor, "account added", &format!("{name} ({})", role.as_str()))?;
+                tx.commit()?;
+                Ok(true)
+            })?
+            .then_some(())
+            .ok_or_else(|| ServiceError::Refused(format!("there is already an account named {name}")))
     }
 
     /// Sets a new password for `name`; its open sessions end.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::progress::{Progress, Snapshot};
 use super::ServiceError;
+use super::progress::{Progress, Snapshot};
 
 /// Finished jobs kept for their progress pages.
 const KEEP: usize = 32;
@@ -153,7 +153,10 @@ mod tests {
             std::thread::yield_now();
         };
         let view = finished(id);
-        assert_eq!((view.ok, view.message.as_str(), view.progress.done_items), (Some(true), "done", 1));
+        assert_eq!(
+            (view.ok, view.message.as_str(), view.progress.done_items),
+            (Some(true), "done", 1)
+        );
         assert_eq!(finished(failing).ok, Some(false));
         assert_eq!(jobs.recent().first().map(|j| j.id), Some(failing));
     }

@@ -27,7 +27,11 @@ fn may_change(role: Role, origin: &Origin, delete: bool) -> bool {
 }
 
 fn refused(origin: &Origin, delete: bool) -> ServiceError {
-    let what = if delete { "deleted" } else { "hidden or shown by a teacher" };
+    let what = if delete {
+        "deleted"
+    } else {
+        "hidden or shown by a teacher"
+    };
     let key = match origin {
         Origin::Publisher(key) => key.as_str(),
         _ => "",
@@ -85,7 +89,12 @@ impl Library {
             }
             store::remove_lesson(&tx, id)?;
             store::set_hidden(&tx, id, false)?;
-            store::append_audit(&tx, &actor.account, "lesson deleted", &format!("{id}: {}", row.meta.title))?;
+            store::append_audit(
+                &tx,
+                &actor.account,
+                "lesson deleted",
+                &format!("{id}: {}", row.meta.title),
+            )?;
             tx.commit()?;
             Ok(Ok(()))
         });

@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use cache::BODY_LIMIT;
 pub use accounts::{Account, NewSession, Role, Session};
+pub use cache::BODY_LIMIT;
 pub use health::{Disk, Health, disk_space};
 pub use import::{ImportOptions, ImportReport};
 pub use lessons::ConsoleLesson;

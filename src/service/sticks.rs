@@ -101,7 +101,8 @@ pub fn export_targets(roots: &[PathBuf]) -> Vec<PathBuf> {
 fn is_mount_point(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
-    dir.parent().is_some_and(|parent| dev(dir).is_some() && dev(dir) != dev(parent))
+    dir.parent()
+        .is_some_and(|parent| dev(dir).is_some() && dev(dir) != dev(parent))
 }
 
 #[cfg(not(unix))]
@@ -149,7 +150,10 @@ fn examine(dir: &Path, trusted: &[PublicKey]) -> Option<Stick> {
         if let Ok(text) = std::fs::read_to_string(&toml) {
             let (id, title) = match parse_meta(&text, &toml) {
                 Ok(meta) => (meta.id, meta.title),
-                Err(e) => (folder.file_name()?.to_string_lossy().into_owned(), format!("({})", e.problem)),
+                Err(e) => (
+                    folder.file_name()?.to_string_lossy().into_owned(),
+                    format!("({})", e.problem),
+                ),
             };
             stick.lesson_folders.push((id, title));
         }
@@ -187,7 +191,11 @@ pub fn summarise(root: &Path, trusted: &[PublicKey]) -> Result<PackageSummary, P
     }
     if let Some(local) = &index.local {
         let manifest = parse(local)?;
-        summary.local_lessons = manifest.lessons.iter().map(|l| (l.id.clone(), l.title.clone())).collect();
+        summary.local_lessons = manifest
+            .lessons
+            .iter()
+            .map(|l| (l.id.clone(), l.title.clone()))
+            .collect();
     }
     Ok(summary)
 }

@@ -144,7 +144,12 @@ impl Library {
             ));
         }
         let report = self.import_folder(&root, &ImportOptions::default(), &Progress::new())?;
-        let stored: Vec<&String> = report.added.iter().chain(&report.updated).chain(&report.unchanged).collect();
+        let stored: Vec<&String> = report
+            .added
+            .iter()
+            .chain(&report.updated)
+            .chain(&report.unchanged)
+            .collect();
         if stored.is_empty()
             && let Some(first) = report.errors.first()
         {

@@ -135,8 +135,7 @@ pub fn append_audit(conn: &Connection, account: &str, action: &str, details: &st
 
 /// The newest `limit` audit entries, newest first.
 pub fn recent_audit(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT at, account, action, details FROM audit ORDER BY id DESC LIMIT ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT at, account, action, details FROM audit ORDER BY id DESC LIMIT ?1")?;
     let rows = stmt.query_map([limit], |r| {
         Ok(AuditEntry {
             at: r.get(0)?,
@@ -194,10 +193,17 @@ mod tests {
         assert!(!insert_account(&conn, "amina", "teacher", "h").expect("dupe"));
         insert_session(&conn, b"live", "amina", "c1", now_secs() + 60).expect("session");
         insert_session(&conn, b"old", "amina", "c2", now_secs() - 1).expect("session");
-        assert_eq!(get_session(&conn, b"live").expect("get").map(|s| s.role), Some("teacher".into()));
+        assert_eq!(
+            get_session(&conn, b"live").expect("get").map(|s| s.role),
+            Some("teacher".into())
+        );
         assert_eq!(get_session(&conn, b"old").expect("get"), None);
         assert!(set_password_hash(&conn, "amina", "h2").expect("passwd"));
-        assert_eq!(get_session(&conn, b"live").expect("get"), None, "a new password ends sessions");
+        assert_eq!(
+            get_session(&conn, b"live").expect("get"),
+            None,
+            "a new password ends sessions"
+        );
         insert_session(&conn, b"again", "amina", "c3", now_secs() + 60).expect("session");
         assert!(delete_account(&conn, "amina").expect("delete"));
         assert_eq!(get_session(&conn, b"again").expect("get"), None);
@@ -214,6 +220,9 @@ mod tests {
         append_audit(&conn, "x", "one", "").expect("audit");
         append_audit(&conn, "x", "two", "d").expect("audit");
         let log = recent_audit(&conn, 10).expect("log");
-        assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["two", "one"]);
+        assert_eq!(
+            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["two", "one"]
+        );
     }
 }

@@ -24,8 +24,9 @@ pub use blobs::{
 };
 pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, SyncResult, collect_garbage, count_lessons,
-    current_digest, files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_all_lessons, list_lessons,
-    prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq, sync_results,
+    current_digest, files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_all_lessons,
+    list_lessons, prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq,
+    sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 

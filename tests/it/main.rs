@@ -1,8 +1,12 @@
 //! Integration tests: a real SQLite file in a temp folder, the real server on a port-0
 //! listener, real HTTP. Only `cli` spawns the binary.
 
+mod admin;
+mod admin_lessons;
+mod admin_sticks;
 mod api;
 mod cli;
+mod cli_users;
 mod common;
 mod files;
 mod import;

@@ -33,7 +33,9 @@ impl Lang {
     }
 
     fn parse(code: &str) -> Option<Lang> {
-        Lang::ALL.into_iter().find(|l| code.trim().to_ascii_lowercase().starts_with(l.code()))
+        Lang::ALL
+            .into_iter()
+            .find(|l| code.trim().to_ascii_lowercase().starts_with(l.code()))
     }
 
     /// `?lang=` first, then the language cookie, then the browser's languages; else Azerbaijani.
@@ -48,7 +50,10 @@ impl Lang {
                 .headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').find_map(|l| Lang::parse(l.split(';').next().unwrap_or_default())))
+                .and_then(|v| {
+                    v.split(',')
+                        .find_map(|l| Lang::parse(l.split(';').next().unwrap_or_default()))
+                })
         };
         asked
             .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))

@@ -114,7 +114,13 @@ pub fn problem(admin: Option<&Admin>, lang: Lang, status: StatusCode, message: &
 
 /// Unknown console paths: still only for those logged in.
 pub async fn not_found(admin: Admin) -> Response {
-    problem(Some(&admin), admin.lang, StatusCode::NOT_FOUND, admin.lang.t(S::not_found), "/admin")
+    problem(
+        Some(&admin),
+        admin.lang,
+        StatusCode::NOT_FOUND,
+        admin.lang.t(S::not_found),
+        "/admin",
+    )
 }
 
 /// Bytes as MB or GB for people.

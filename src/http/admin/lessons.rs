@@ -124,9 +124,11 @@ fn upload_form(admin: &Admin) -> Markup {
 /// `POST /admin/lessons/upload` (multipart): a zip, or files and the form.
 pub async fn upload(State(state): State<AppState>, admin: Admin, request: Request) -> Result<Response, HttpError> {
     let lang = admin.lang;
-    let mut multipart = Multipart::from_request(request, &state)
-        .await
-        .map_err(|e| HttpError::BadRequest(format!("not an upload form: {e}")))?;
+    // Anything but a multipart form carries no token where this route looks for it.
+    let Ok(mut multipart) = Multipart::from_request(request, &state).await else {
+        admin.check_csrf("")?;
+        return Err(HttpError::BadRequest("not an upload form".to_owned()));
+    };
     let first = multipart.next_field().await.map_err(bad_upload)?;
     let token = match first {
         Some(field) if field.name() == Some("csrf") => field.text().await.map_err(bad_upload)?,
@@ -205,7 +207,12 @@ pub async fn upload(State(state): State<AppState>, admin: Admin, request: Reques
         .await?;
     match result {
         Ok(report) => {
-            let ids: Vec<&String> = report.added.iter().chain(&report.updated).chain(&report.unchanged).collect();
+            let ids: Vec<&String> = report
+                .added
+                .iter()
+                .chain(&report.updated)
+                .chain(&report.unchanged)
+                .collect();
             let message = html! {
                 p.msg role="status" {
                     (lang.t(S::uploaded)) " "

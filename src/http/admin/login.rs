@@ -85,10 +85,17 @@ pub async fn submit(
         Err(ServiceError::Throttled(secs)) => {
             let message = lang.t(S::throttled).replace("{n}", &secs.to_string());
             let mut response = login_page(lang, &token, StatusCode::TOO_MANY_REQUESTS, Some(&message));
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             Ok(response)
         }
-        Err(_) => Ok(login_page(lang, &token, StatusCode::UNAUTHORIZED, Some(lang.t(S::wrong_password)))),
+        Err(_) => Ok(login_page(
+            lang,
+            &token,
+            StatusCode::UNAUTHORIZED,
+            Some(lang.t(S::wrong_password)),
+        )),
     }
 }
 
@@ -102,7 +109,11 @@ fn append_cookie(headers: &mut HeaderMap, value: &str) {
 pub struct Nothing {}
 
 /// `POST /admin/logout`: ends the session server-side and clears the cookie.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, posted: Posted<Nothing>) -> Result<Response, HttpError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    posted: Posted<Nothing>,
+) -> Result<Response, HttpError> {
     let Admin { .. } = posted.admin;
     if let Some(token) = cookie(&headers, SESSION_COOKIE).map(str::to_owned) {
         state.blocking(move |lib| lib.logout(&token)).await?;

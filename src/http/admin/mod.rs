@@ -114,7 +114,8 @@ async fn remember_language(request: axum::extract::Request, next: axum::middlewa
     let asked = i18n::Lang::asked(&parts);
     let mut response = next.run(axum::extract::Request::from_parts(parts, body)).await;
     if let Some(lang) = asked
-        && let Ok(value) = axum::http::HeaderValue::from_str(&auth::set_cookie(auth::LANG_COOKIE, lang.code(), 365 * 86400))
+        && let Ok(value) =
+            axum::http::HeaderValue::from_str(&auth::set_cookie(auth::LANG_COOKIE, lang.code(), 365 * 86400))
     {
         response.headers_mut().append(axum::http::header::SET_COOKIE, value);
     }

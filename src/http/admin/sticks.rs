@@ -185,18 +185,19 @@ pub async fn import(State(state): State<AppState>, posted: Posted<StickForm>) ->
                 )
             })
         } else {
-            lib.import_folder(&stick.path, &ImportOptions::default(), progress).map(|r| {
-                let mut text = format!(
-                    "{} new, {} updated, {} unchanged lessons",
-                    r.added.len(),
-                    r.updated.len(),
-                    r.unchanged.len()
-                );
-                for e in &r.errors {
-                    text.push_str(&format!("\nrefused: {e}"));
-                }
-                text
-            })
+            lib.import_folder(&stick.path, &ImportOptions::default(), progress)
+                .map(|r| {
+                    let mut text = format!(
+                        "{} new, {} updated, {} unchanged lessons",
+                        r.added.len(),
+                        r.updated.len(),
+                        r.unchanged.len()
+                    );
+                    for e in &r.errors {
+                        text.push_str(&format!("\nrefused: {e}"));
+                    }
+                    text
+                })
         };
         let (action, details) = match &result {
             Ok(message) => ("stick imported", format!("{path}: {message}")),
@@ -249,7 +250,11 @@ fn find_job(state: &AppState, id: &str) -> Result<JobView, HttpError> {
 }
 
 /// `GET /admin/jobs/{id}`: refreshes itself every two seconds while the job runs.
-pub async fn job_page(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Result<Response, HttpError> {
+pub async fn job_page(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     admin.require(Role::Technician)?;
     let job = find_job(&state, &id)?;
     let lang = admin.lang;
@@ -273,7 +278,11 @@ pub async fn job_page(State(state): State<AppState>, admin: Admin, Path(id): Pat
 }
 
 /// `GET /admin/api/jobs/{id}`: the same as JSON.
-pub async fn job_json(State(state): State<AppState>, admin: Admin, Path(id): Path<String>) -> Result<Response, HttpError> {
+pub async fn job_json(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
     admin.require(Role::Technician)?;
     let job = find_job(&state, &id)?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(job)).into_response())

@@ -68,7 +68,10 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> Result<Respons
             } }
         }
     };
-    Ok(send(StatusCode::OK, layout::page(Some(&admin), lang, lang.t(S::system), body)))
+    Ok(send(
+        StatusCode::OK,
+        layout::page(Some(&admin), lang, lang.t(S::system), body),
+    ))
 }
 
 /// `POST /admin/system/sync`: one job syncing from every upstream in turn.
@@ -77,28 +80,33 @@ pub async fn sync_now(State(state): State<AppState>, posted: Posted<Nothing>) ->
     admin.require(Role::Technician)?;
     let settings = state.console().settings.clone();
     if settings.upstreams.is_empty() {
-        return Err(HttpError::BadRequest("no upstreams are set in the config file".to_owned()));
+        return Err(HttpError::BadRequest(
+            "no upstreams are set in the config file".to_owned(),
+        ));
     }
     let library = state.library_arc();
     let who = admin.session.account.clone();
-    let id = state.console().jobs.start("sync", &admin.session.account, move |progress| {
-        let mut lines = Vec::new();
-        for url in &settings.upstreams {
-            let line = match library.sync_and_record(url, &settings.sync, progress) {
-                Ok(r) => format!(
-                    "{url}: {} new, {} updated lessons, {} downloaded",
-                    r.package.added.len(),
-                    r.package.updated.len(),
-                    size(r.bytes_downloaded)
-                ),
-                Err(e) => format!("{url}: failed: {e}"),
-            };
-            lines.push(line);
-        }
-        let message = lines.join("\n");
-        library.audit(&who, "sync now", &message)?;
-        Ok(message)
-    })?;
+    let id = state
+        .console()
+        .jobs
+        .start("sync", &admin.session.account, move |progress| {
+            let mut lines = Vec::new();
+            for url in &settings.upstreams {
+                let line = match library.sync_and_record(url, &settings.sync, progress) {
+                    Ok(r) => format!(
+                        "{url}: {} new, {} updated lessons, {} downloaded",
+                        r.package.added.len(),
+                        r.package.updated.len(),
+                        size(r.bytes_downloaded)
+                    ),
+                    Err(e) => format!("{url}: failed: {e}"),
+                };
+                lines.push(line);
+            }
+            let message = lines.join("\n");
+            library.audit(&who, "sync now", &message)?;
+            Ok(message)
+        })?;
     Ok(Redirect::to(&format!("/admin/jobs/{id}")).into_response())
 }
 
@@ -143,8 +151,19 @@ fn done_message(lang: Lang, done: &str) -> Option<&'static str> {
 }
 
 /// `GET /admin/accounts`.
-pub async fn accounts(State(state): State<AppState>, admin: Admin, Query(q): Query<Done>) -> Result<Response, HttpError> {
-    accounts_page(&state, &admin, StatusCode::OK, done_message(admin.lang, &q.done).map(str::to_owned), None).await
+pub async fn accounts(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<Done>,
+) -> Result<Response, HttpError> {
+    accounts_page(
+        &state,
+        &admin,
+        StatusCode::OK,
+        done_message(admin.lang, &q.done).map(str::to_owned),
+        None,
+    )
+    .await
 }
 
 async fn accounts_page(
@@ -249,7 +268,13 @@ pub async fn remove_account(
     if name == admin.session.account {
         admin.require(Role::Technician)?;
         let lang = admin.lang;
-        return Ok(problem(Some(&admin), lang, StatusCode::UNPROCESSABLE_ENTITY, lang.t(S::cannot_remove_self), "/admin/accounts"));
+        return Ok(problem(
+            Some(&admin),
+            lang,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            lang.t(S::cannot_remove_self),
+            "/admin/accounts",
+        ));
     }
     let actor = admin.session.account.clone();
     account_change(state, admin, "removed", move |lib| lib.remove_account(&actor, &name)).await
@@ -274,7 +299,10 @@ pub async fn reset_password(
         return accounts_page(&state, &admin, StatusCode::UNPROCESSABLE_ENTITY, None, Some(why)).await;
     }
     let actor = admin.session.account.clone();
-    account_change(state, admin, "password", move |lib| lib.set_password(&actor, &name, &form.password)).await
+    account_change(state, admin, "password", move |lib| {
+        lib.set_password(&actor, &name, &form.password)
+    })
+    .await
 }
 
 /// `GET /admin/audit`: the newest 500 entries.
@@ -290,5 +318,8 @@ pub async fn audit(State(state): State<AppState>, admin: Admin) -> Result<Respon
             } }
         }
     };
-    Ok(send(StatusCode::OK, layout::page(Some(&admin), lang, lang.t(S::audit), body)))
+    Ok(send(
+        StatusCode::OK,
+        layout::page(Some(&admin), lang, lang.t(S::audit), body),
+    ))
 }
