@@ -4,6 +4,7 @@
 mod admin;
 mod admin_lessons;
 mod admin_sticks;
+mod browser_console;
 mod api;
 mod cli;
 mod cli_users;
