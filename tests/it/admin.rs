@@ -84,7 +84,7 @@ pub async fn get_text(client: &reqwest::Client, server: &TestServer, path: &str)
 
 /// A server with one lesson, a teacher (amina) and a technician (rauf).
 async fn console() -> TestServer {
-    let server = TestServer::start_with_console(
+    TestServer::start_with_console(
         |data| {
             let src = tempfile::tempdir().expect("src");
             write_lesson(src.path(), "water", &[("index.html", b"<h1>Su</h1>")]);
@@ -94,8 +94,7 @@ async fn console() -> TestServer {
         },
         ConsoleSettings::default(),
     )
-    .await;
-    server
+    .await
 }
 
 const GET_ROUTES: &[&str] = &[

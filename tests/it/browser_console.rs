@@ -35,11 +35,18 @@ fn missing() -> Option<String> {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run ip: {e}"))?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("`ip {}`: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "`ip {}`: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -61,10 +68,20 @@ impl Lan {
             server_ip: format!("10.78.{net}.2"),
         };
         let (outside, inside) = (format!("dco{pid}"), format!("dci{pid}"));
-        ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside, "netns", &name])?;
+        ip(&[
+            "link", "add", &outside, "type", "veth", "peer", "name", &inside, "netns", &name,
+        ])?;
         ip(&["addr", "add", &format!("10.78.{net}.1/24"), "dev", &outside])?;
         ip(&["link", "set", &outside, "up"])?;
-        ip(&["-n", &name, "addr", "add", &format!("{}/24", lan.server_ip), "dev", &inside])?;
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{}/24", lan.server_ip),
+            "dev",
+            &inside,
+        ])?;
         ip(&["-n", &name, "link", "set", &inside, "up"])?;
         ip(&["-n", &name, "link", "set", "lo", "up"])?;
         Ok(lan)
@@ -113,8 +130,13 @@ async fn a_technician_logs_in_and_imports_from_a_stick_in_chromium() {
     let public = key.public();
     let usb = work.path().join("media");
     let scan = dars::service::scan_folder(&src).expect("scan");
-    dars::service::package::publish(scan, &usb.join("KINGSTON/DARS"), &PublishOptions::new(key), &Progress::new())
-        .expect("publish");
+    dars::service::package::publish(
+        scan,
+        &usb.join("KINGSTON/DARS"),
+        &PublishOptions::new(key),
+        &Progress::new(),
+    )
+    .expect("publish");
     let config = work.path().join("dars.toml");
     std::fs::write(
         &config,

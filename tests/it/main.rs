@@ -4,8 +4,8 @@
 mod admin;
 mod admin_lessons;
 mod admin_sticks;
-mod browser_console;
 mod api;
+mod browser_console;
 mod cli;
 mod cli_users;
 mod common;
