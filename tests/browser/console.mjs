@@ -51,7 +51,7 @@ try {
   await page.goto(`${base}/admin/sticks?lang=en`);
   const card = page.locator('section.card', { hasText: process.env.DARS_STICK });
   check(await card.count() === 1, `the stick ${process.env.DARS_STICK} is listed`);
-  check((await card.textContent()).includes('trusted'), 'its publisher is shown as trusted');
+  check((await card.textContent()).includes('✔ trusted'), 'its publisher is shown as trusted');
   await page.screenshot({ path: path.join(artifacts, 'console-sticks.png'), fullPage: true });
   const imported = await runJob(page, card.getByRole('button', { name: 'Import' }), 'the import (no JavaScript)');
   check(/\d+ new/.test(imported), 'the import reports new lessons');

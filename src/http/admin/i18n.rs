@@ -1,7 +1,6 @@
 //! The console's words in Azerbaijani (first: teachers and technicians read it first),
 //! Russian and English. Every string exists in all three; the compiler checks it.
 
-use axum::http::header;
 use axum::http::request::Parts;
 
 use super::auth::{LANG_COOKIE, cookie};
@@ -38,26 +37,11 @@ impl Lang {
             .find(|l| code.trim().to_ascii_lowercase().starts_with(l.code()))
     }
 
-    /// `?lang=` first, then the language cookie, then the browser's languages; else Azerbaijani.
+    /// `?lang=` first, then the language cookie; else Azerbaijani, whatever the browser's own
+    /// language (a centre's PC often has an English or Russian browser).
     pub fn of(parts: &Parts) -> Lang {
-        let query = parts.uri.query().unwrap_or_default();
-        let asked = query
-            .split('&')
-            .filter_map(|p| p.strip_prefix("lang="))
-            .find_map(Lang::parse);
-        let browser = || {
-            parts
-                .headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.split(',')
-                        .find_map(|l| Lang::parse(l.split(';').next().unwrap_or_default()))
-                })
-        };
-        asked
+        Lang::asked(parts)
             .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))
-            .or_else(browser)
             .unwrap_or(Lang::Az)
     }
 
