@@ -10,7 +10,7 @@ use super::i18n::{Lang, S};
 
 const STYLE: &str = "body{font:16px/1.45 system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fafafa}\
 header{background:#064;color:#fff;padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.8rem;align-items:center}\
-header a,header button{color:#fff}header nav{display:flex;flex-wrap:wrap;gap:.8rem;flex:1}\
+header a{color:#fff}header button{color:#064;background:#fff;border:0;border-radius:.3rem}header nav{display:flex;flex-wrap:wrap;gap:.8rem;flex:1}\
 main{max-width:60rem;margin:0 auto;padding:0 1rem 3rem}h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}\
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem;text-align:left;vertical-align:top}\
 form.inline{display:inline}button{padding:.35rem .8rem;cursor:pointer}.msg{background:#e6f4ea;padding:.6rem;border-radius:.3rem}\
