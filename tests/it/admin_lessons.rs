@@ -37,11 +37,14 @@ fn zip_of(entries: &[Entry<'_>]) -> Vec<u8> {
     zip.finish().expect("finish").into_inner()
 }
 
+/// A lesson zip of about 1.5 MB: far above the 64 KiB body limit of the phones' routes.
 fn good_zip() -> Vec<u8> {
+    let photo = crate::common::pseudo_random_bytes(1_500_000, 7);
     zip_of(&[
         Entry::File("fractions/lesson.toml", TOML.as_bytes()),
         Entry::File("fractions/index.html", b"<h1>Kesr</h1><img src=img/pie.svg>"),
         Entry::File("fractions/img/pie.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+        Entry::File("fractions/img/photo.jpg", &photo),
     ])
 }
 
@@ -212,6 +215,10 @@ async fn an_upload_is_a_local_lesson_phones_see_until_it_is_hidden_or_deleted() 
     assert_eq!((status, page.contains("Kesr")), (StatusCode::OK, true));
     let (status, _) = get_text(&client, &server, "/lessons/fractions/img/pie.svg").await;
     assert_eq!(status, StatusCode::OK);
+    let photo = reqwest::get(server.url("/lessons/fractions/img/photo.jpg"))
+        .await
+        .expect("photo");
+    assert_eq!(photo.bytes().await.expect("body").len(), 1_500_000);
 
     // Hidden: neither listed nor served to phones; still listed in the console.
     let response = post(&client, &server, "/admin/lessons/fractions/hide", &[("csrf", &csrf)]).await;
