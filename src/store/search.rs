@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::Result;
 use super::blobs::{blob_info, read_raw};
-use super::catalogue::{FileEntry, LESSON_COLUMNS, LessonRow, lesson_row};
+use super::catalogue::{FileEntry, LESSON_COLUMNS, LessonRow, NOT_HIDDEN, lesson_row};
 use crate::text::{fold, visible_text};
 
 /// Text kept per lesson, in characters: enough for any real lesson, bounded for a huge one.
@@ -144,13 +144,13 @@ pub struct Found {
     pub body: String,
 }
 
-/// The best `limit` lessons matching the FTS5 query `fts` (in `language`, when given), best
-/// first. `fts` must be well-formed: build it with `text::fts_query`.
+/// The best `limit` visible lessons (hidden ones are left out) matching the FTS5 query `fts`
+/// (in `language`, when given), best first. `fts` must be well-formed: build it with `text::fts_query`.
 pub fn search_index(conn: &Connection, fts: &str, language: Option<&str>, limit: usize) -> Result<Vec<Found>> {
     let ranked: Vec<(i64, f64)> = {
         let sql = format!(
             "SELECT lesson_fts.rowid, {RANK} AS score FROM lesson_fts JOIN lessons l ON l.rowid = lesson_fts.rowid
-             WHERE lesson_fts MATCH ?1 AND (?2 IS NULL OR l.language = ?2)
+             WHERE lesson_fts MATCH ?1 AND (?2 IS NULL OR l.language = ?2) AND {NOT_HIDDEN}
              ORDER BY score, l.id LIMIT ?3"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -267,6 +267,11 @@ mod tests {
         put(&conn, "c", "Üç", "az", "<p>təzə</p>");
         assert_eq!(ids(&conn, "teze", None), ["c"]);
         assert!(ids(&conn, "yeni", None).is_empty());
+        // A lesson hidden from phones is not found either, until shown again.
+        crate::store::set_hidden(&conn, "c", true).expect("hide");
+        assert!(ids(&conn, "teze", None).is_empty());
+        crate::store::set_hidden(&conn, "c", false).expect("show");
+        assert_eq!(ids(&conn, "teze", None), ["c"]);
     }
 
     #[test]
