@@ -321,6 +321,16 @@ impl Library {
         Ok(self.pool.with(|conn| store::list_lessons(conn, filter))?)
     }
 
+    /// Every language, grade and subject that has lessons, with counts and sizes.
+    pub fn shelves(&self) -> Result<Vec<store::Shelf>, ServiceError> {
+        Ok(self.pool.with(|conn| store::shelves(conn))?)
+    }
+
+    /// One visible lesson, without its files.
+    pub fn lesson_row(&self, id: &str) -> Result<LessonRow, ServiceError> {
+        self.pool.with(|conn| store::get_lesson(conn, id)).map_err(not_found)
+    }
+
     /// One lesson with its files.
     pub fn lesson(&self, id: &str) -> Result<LessonDetail, ServiceError> {
         self.pool

@@ -107,6 +107,7 @@ table! {
     Pages => ["Səhifələr", "Страницы", "Pages"],
     Summary => ["Qısaca", "Кратко", "Summary"],
     PickLessons => ["Bir neçə dərsi bir faylda yüklə: dərsləri seç, sonra düyməyə bas.", "Несколько уроков одним файлом: отметь уроки и нажми кнопку.", "Several lessons in one file: tick the lessons, then press the button."],
+    PickThis => ["Bu dərsi seç", "Отметить этот урок", "Tick this lesson"],
     PackChosen => ["Seçilənləri bir faylda yüklə", "Скачать отмеченные одним файлом", "Download the ticked ones as one file"],
     PackAll => ["Bu {} dərsin hamısını bir faylda yüklə", "Скачать все уроки ({}) одним файлом", "Download all {} lessons as one file"],
     PackTitle => ["Dərs toplusu", "Набор уроков", "Lesson pack"],
@@ -195,7 +196,12 @@ mod tests {
             let holes = row[0].matches("{}").count();
             for (lang, text) in Lang::ALL.iter().zip(row) {
                 assert!(!text.trim().is_empty(), "{key:?} has no {} text", lang.code());
-                assert_eq!(text.matches("{}").count(), holes, "{key:?} in {} has other placeholders", lang.code());
+                assert_eq!(
+                    text.matches("{}").count(),
+                    holes,
+                    "{key:?} in {} has other placeholders",
+                    lang.code()
+                );
             }
             // A copy of the English left untranslated is a missing translation.
             if row[2].chars().any(|c| c.is_ascii_alphabetic()) {
@@ -207,15 +213,32 @@ mod tests {
 
     #[test]
     fn russian_counts_take_three_plural_forms() {
-        let forms: Vec<String> = [1, 2, 5, 11, 21, 22, 25].iter().map(|&n| lesson_count(Lang::Ru, n)).collect();
-        assert_eq!(forms, ["1 урок", "2 урока", "5 уроков", "11 уроков", "21 урок", "22 урока", "25 уроков"]);
+        let forms: Vec<String> = [1, 2, 5, 11, 21, 22, 25]
+            .iter()
+            .map(|&n| lesson_count(Lang::Ru, n))
+            .collect();
+        assert_eq!(
+            forms,
+            [
+                "1 урок",
+                "2 урока",
+                "5 уроков",
+                "11 уроков",
+                "21 урок",
+                "22 урока",
+                "25 уроков"
+            ]
+        );
         assert_eq!(lesson_count(Lang::Az, 5), "5 dərs");
         assert_eq!(lesson_count(Lang::En, 1), "1 lesson");
     }
 
     #[test]
     fn placeholders_are_filled_in_order() {
-        assert_eq!(Lang::En.fill(Text::SavedFrom, &["2026-12-01", "10.0.0.2"]), "Saved on 2026-12-01 from 10.0.0.2.");
+        assert_eq!(
+            Lang::En.fill(Text::SavedFrom, &["2026-12-01", "10.0.0.2"]),
+            "Saved on 2026-12-01 from 10.0.0.2."
+        );
         assert_eq!(Lang::from_tag("ru-RU"), Some(Lang::Ru));
         assert_eq!(Lang::from_tag("az-Latn-AZ"), Some(Lang::Az));
         assert_eq!(Lang::from_tag("tr"), None);
@@ -227,8 +250,17 @@ mod tests {
         assert_eq!(
             labels,
             [
-                "1-ci sinif", "2-ci sinif", "3-cü sinif", "4-cü sinif", "5-ci sinif", "6-cı sinif", "7-ci sinif",
-                "8-ci sinif", "9-cu sinif", "10-cu sinif", "11-ci sinif"
+                "1-ci sinif",
+                "2-ci sinif",
+                "3-cü sinif",
+                "4-cü sinif",
+                "5-ci sinif",
+                "6-cı sinif",
+                "7-ci sinif",
+                "8-ci sinif",
+                "9-cu sinif",
+                "10-cu sinif",
+                "11-ci sinif"
             ]
         );
         assert_eq!(grade_label(Lang::Ru, 4), "4 класс");

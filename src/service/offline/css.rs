@@ -150,7 +150,11 @@ fn scope_selector(selector: &str, scope: &str) -> String {
     let mut took = false;
     loop {
         let trimmed = rest.trim_start();
-        let trimmed = if took { trimmed.trim_start_matches('>').trim_start() } else { trimmed };
+        let trimmed = if took {
+            trimmed.trim_start_matches('>').trim_start()
+        } else {
+            trimmed
+        };
         let word = ["html", ":root", "body"].into_iter().find(|w| {
             trimmed.len() >= w.len()
                 && trimmed[..w.len()].eq_ignore_ascii_case(w)
@@ -330,7 +334,10 @@ mod tests {
         });
         assert_eq!(seen, ["img/a.png", "img/b.png", "e.svg"]);
         assert!(out.contains(r#"url("data:img/a.png")"#), "{out}");
-        assert!(out.contains("/* url(c.png) */") && out.contains(r#""url(d.png)""#), "{out}");
+        assert!(
+            out.contains("/* url(c.png) */") && out.contains(r#""url(d.png)""#),
+            "{out}"
+        );
     }
 
     #[test]
@@ -342,7 +349,10 @@ mod tests {
         assert!(out.contains(".s1{font-size:100%}"), "{out}");
         assert!(out.contains(".s1{margin:0}"), "{out}");
         assert!(out.contains(".s1.dark h1,.s1 .dars-main > p{color:red}"), "{out}");
-        assert!(out.contains("@media (max-width:400px){.s1 table{font-size:.8rem}}"), "{out}");
+        assert!(
+            out.contains("@media (max-width:400px){.s1 table{font-size:.8rem}}"),
+            "{out}"
+        );
         assert!(out.contains("@font-face{font-family:x}"), "{out}");
         assert!(out.contains(".s1 a:is(.x,.y){}"), "{out}");
     }

@@ -123,8 +123,10 @@ pub fn build(conn: &Connection, request: &PackRequest, opts: &OfflineOptions) ->
             store::StoreError::NotFound => ServiceError::NotFound,
             other => ServiceError::Store(other),
         })?;
-        let files: BTreeMap<String, FileEntry> =
-            store::files_of(conn, id)?.into_iter().map(|f| (f.path.clone(), f)).collect();
+        let files: BTreeMap<String, FileEntry> = store::files_of(conn, id)?
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect();
         let mut pages: Vec<String> = files
             .values()
             .filter(|f| is_html(&f.media_type) && f.path != row.meta.entry)
@@ -204,7 +206,9 @@ impl Build<'_> {
             }
             return Ok(known.clone());
         }
-        let Some(entry) = self.lessons[lesson].files.get(path) else { return Ok(None) };
+        let Some(entry) = self.lessons[lesson].files.get(path) else {
+            return Ok(None);
+        };
         let essence = essence(&entry.media_type).to_owned();
         if !(essence.starts_with("image/") || essence.starts_with("font/")) {
             return Ok(None);
@@ -238,7 +242,9 @@ impl Build<'_> {
         if !self.listed.insert((lesson, path.to_owned())) {
             return;
         }
-        let Some(entry) = self.lessons[lesson].files.get(path) else { return };
+        let Some(entry) = self.lessons[lesson].files.get(path) else {
+            return;
+        };
         let url = self.server_url(lesson, path);
         self.separate.push(Separate {
             lesson: self.lessons[lesson].row.meta.id.clone(),
@@ -288,7 +294,10 @@ fn is_material(media_type: &str) -> bool {
     !(e.starts_with("text/")
         || e.starts_with("image/")
         || e.starts_with("font/")
-        || matches!(e, "application/javascript" | "application/json" | "application/xhtml+xml"))
+        || matches!(
+            e,
+            "application/javascript" | "application/json" | "application/xhtml+xml"
+        ))
 }
 
 /// The file names of a saved file: ASCII (`dars-math-4-fractions-az.html`) and in full
@@ -299,18 +308,40 @@ fn file_names(build: &Build<'_>, request: &PackRequest, title: &str) -> (String,
     } else {
         let slug: String = fold_to_ascii(title)
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect();
         let slug: Vec<&str> = slug.split('-').filter(|s| !s.is_empty()).collect();
         let slug = slug.join("-");
-        let slug = if slug.is_empty() { "pack".to_owned() } else { slug.chars().take(60).collect() };
+        let slug = if slug.is_empty() {
+            "pack".to_owned()
+        } else {
+            slug.chars().take(60).collect()
+        };
         format!("dars-{slug}-{}.html", build.lessons.len())
     };
     let clean: String = title
         .chars()
-        .map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || "/\\:*?\"<>|".contains(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
-    let clean: String = clean.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(80).collect();
+    let clean: String = clean
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(80)
+        .collect();
     (ascii, format!("{clean} - dars.html"))
 }
 

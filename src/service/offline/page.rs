@@ -203,7 +203,9 @@ fn handle_inner(s: &mut State<'_, '_>, el: &mut Element<'_, '_>) -> Result<(), S
         "style" => el.remove_and_keep_content(),
         "main" => {
             let _ = el.set_tag_name("div");
-            let class = el.get_attribute("class").map_or("dars-main".to_owned(), |c| format!("{c} dars-main"));
+            let class = el
+                .get_attribute("class")
+                .map_or("dars-main".to_owned(), |c| format!("{c} dars-main"));
             set(el, "class", &class);
         }
         "img" => {
@@ -211,7 +213,11 @@ fn handle_inner(s: &mut State<'_, '_>, el: &mut Element<'_, '_>) -> Result<(), S
                 return Ok(());
             }
         }
-        "input" if el.get_attribute("type").is_some_and(|t| t.eq_ignore_ascii_case("image")) => {
+        "input"
+            if el
+                .get_attribute("type")
+                .is_some_and(|t| t.eq_ignore_ascii_case("image")) =>
+        {
             if let Some(src) = el.get_attribute("src") {
                 match s.picture_uri(&src)? {
                     Some(uri) => set(el, "src", &uri),
@@ -319,7 +325,15 @@ fn common_attributes(s: &mut State<'_, '_>, el: &mut Element<'_, '_>) -> Result<
     {
         set(el, "id", &s.build.element_anchor(lesson, page, &name));
     }
-    for attr in ["for", "aria-labelledby", "aria-describedby", "aria-controls", "aria-owns", "headers", "list"] {
+    for attr in [
+        "for",
+        "aria-labelledby",
+        "aria-describedby",
+        "aria-controls",
+        "aria-owns",
+        "headers",
+        "list",
+    ] {
         if let Some(value) = el.get_attribute(attr) {
             let ids: Vec<String> = value
                 .split_whitespace()
@@ -356,7 +370,9 @@ fn picture(s: &mut State<'_, '_>, el: &mut Element<'_, '_>) -> Result<bool, Serv
             return Ok(false);
         }
     }
-    let Some(src) = el.get_attribute("src") else { return Ok(false) };
+    let Some(src) = el.get_attribute("src") else {
+        return Ok(false);
+    };
     if src.trim_start().starts_with("data:") {
         return Ok(false);
     }
@@ -392,9 +408,15 @@ impl State<'_, '_> {
             let mut words = part.split_whitespace();
             let Some(url) = words.next() else { continue };
             let descriptor = words.next().unwrap_or("1x");
-            let value = descriptor[..descriptor.len().saturating_sub(1)].parse::<f64>().unwrap_or(1.0);
+            let value = descriptor[..descriptor.len().saturating_sub(1)]
+                .parse::<f64>()
+                .unwrap_or(1.0);
             // Widths compare as densities of a 360 px wide screen.
-            let density = if descriptor.ends_with('w') { value / 360.0 } else { value };
+            let density = if descriptor.ends_with('w') {
+                value / 360.0
+            } else {
+                value
+            };
             candidates.push((density, url.to_owned()));
         }
         // Closest to 2x first, preferring the sharper one on a tie.
@@ -405,9 +427,10 @@ impl State<'_, '_> {
         });
         for (_, url) in candidates {
             let fits = match self.build.resolve(self.lesson, &self.path, &url) {
-                Target::File { lesson, ref path } => {
-                    self.build.lessons[lesson].files.get(path).is_some_and(|f| f.size <= PICTURE_MAX)
-                }
+                Target::File { lesson, ref path } => self.build.lessons[lesson]
+                    .files
+                    .get(path)
+                    .is_some_and(|f| f.size <= PICTURE_MAX),
                 _ => false,
             };
             if fits && let Some(uri) = self.picture_uri(&url)? {
@@ -440,7 +463,11 @@ impl State<'_, '_> {
             name
         };
         let detail = match size {
-            Some(size) => format!(" <small class=\"dars-size\">({}, {})</small>", human_size(size), lang.t(Text::OnlineOnly)),
+            Some(size) => format!(
+                " <small class=\"dars-size\">({}, {})</small>",
+                human_size(size),
+                lang.t(Text::OnlineOnly)
+            ),
             None => String::new(),
         };
         Ok(match href {
@@ -470,7 +497,14 @@ impl Build<'_> {
 
     /// CSS from file `path` of `lesson` (or a page's `<style>`), scoped under `scope`, with
     /// its pictures inlined and its `@import`s (of lesson files, four deep) inlined.
-    fn css(&mut self, lesson: usize, path: &str, text: &str, scope: &str, depth: usize) -> Result<String, ServiceError> {
+    fn css(
+        &mut self,
+        lesson: usize,
+        path: &str,
+        text: &str,
+        scope: &str,
+        depth: usize,
+    ) -> Result<String, ServiceError> {
         let with_urls = self.css_urls(lesson, usize::MAX, path, text)?;
         let mut error = None;
         let mut imports: Vec<(String, Option<String>)> = Vec::new();

@@ -10,7 +10,11 @@ pub enum Target {
     /// `#x` on the same page.
     Here(String),
     /// A page of a lesson in the file, maybe with a fragment.
-    Page { lesson: usize, page: usize, fragment: Option<String> },
+    Page {
+        lesson: usize,
+        page: usize,
+        fragment: Option<String>,
+    },
     /// Another file of a lesson in the file.
     File { lesson: usize, path: String },
     /// A path on the server (a lesson not in the file, a missing file), with query and fragment.
@@ -111,7 +115,14 @@ impl Build<'_> {
             }
         }
         let server_path = || {
-            let mut path = format!("/{}", segments.iter().map(|s| percent_encode_path(s)).collect::<Vec<_>>().join("/"));
+            let mut path = format!(
+                "/{}",
+                segments
+                    .iter()
+                    .map(|s| percent_encode_path(s))
+                    .collect::<Vec<_>>()
+                    .join("/")
+            );
             if trailing && path.len() > 1 {
                 path.push('/');
             }
@@ -133,7 +144,11 @@ impl Build<'_> {
         };
         let file_path = segments[2..].join("/");
         let lesson = &self.lessons[target];
-        let file_path = if file_path.is_empty() { lesson.row.meta.entry.clone() } else { file_path };
+        let file_path = if file_path.is_empty() {
+            lesson.row.meta.entry.clone()
+        } else {
+            file_path
+        };
         if let Some(page) = lesson.pages.iter().position(|p| *p == file_path) {
             return Target::Page {
                 lesson: target,
@@ -152,10 +167,7 @@ impl Build<'_> {
 
     /// The in-file anchor of an element id on a page.
     pub(super) fn element_anchor(&self, lesson: usize, page: usize, id: &str) -> String {
-        let clean: String = id
-            .chars()
-            .map(|c| if c.is_whitespace() { '_' } else { c })
-            .collect();
+        let clean: String = id.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
         format!("{}--{clean}", self.lessons[lesson].page_anchor(page))
     }
 
@@ -174,7 +186,11 @@ impl Build<'_> {
                 None => format!("#{}", self.lessons[l].page_anchor(p)),
             }),
             Target::File { lesson: l, path } => {
-                let media_type = self.lessons[l].files.get(&path).map(|f| f.media_type.clone()).unwrap_or_default();
+                let media_type = self.lessons[l]
+                    .files
+                    .get(&path)
+                    .map(|f| f.media_type.clone())
+                    .unwrap_or_default();
                 if super::is_material(&media_type) {
                     self.list(l, &path, false);
                 }
