@@ -7,5 +7,7 @@ mod common;
 mod files;
 mod import;
 mod mdns;
+mod offline;
 mod packages;
+mod pages;
 mod sync;
