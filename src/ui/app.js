@@ -7,10 +7,15 @@
   var store = null;
   try {
     store = window.localStorage;
-    store.setItem(KEY + ".probe", "1");
-    store.removeItem(KEY + ".probe");
+    store.getItem(KEY);
   } catch (e) {
-    return; /* no storage here (some file:// viewers): the page stays as it is */
+    /* No storage here (some file:// viewers): hide what needs it; the page reads as it is. */
+    var hide = function () {
+      var parts = document.querySelectorAll("#who, button.done");
+      for (var i = 0; i < parts.length; i++) { parts[i].hidden = true; }
+    };
+    if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", hide); } else { hide(); }
+    return;
   }
   function load() {
     var data = null;

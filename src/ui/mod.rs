@@ -52,12 +52,13 @@ mod tests {
 
 use maud::{Markup, html};
 
-/// "Whose turn is it?": filled in and shown by [`APP_JS`]; hidden without it. There is no
+/// "Whose turn is it?": made to work by [`APP_JS`]; hidden without it (by [`NOSCRIPT_CSS`],
+/// so the page does not shift when the script starts). There is no
 /// form, so a name typed here cannot be submitted to any server, even with the script broken.
 pub fn profile_bar(lang: Lang) -> Markup {
     html! {
-        section #who .who hidden aria-labelledby="who-h" {
-            h2 #who-h { (lang.t(Text::WhoseTurn)) }
+        section #who .who aria-labelledby="who-h" {
+            p #who-h .who-title { (lang.t(Text::WhoseTurn)) }
             div #who-list {}
             label for="who-input" { (lang.t(Text::NameLabel)) }
             div .who-add {
@@ -72,14 +73,17 @@ pub fn profile_bar(lang: Lang) -> Markup {
 /// The "done" toggle of a lesson, for the current profile (shown by the script).
 pub fn done_button(lang: Lang, lesson: &str) -> Markup {
     html! {
-        button .done type="button" hidden aria-pressed="false" data-done=(lesson)
+        button .done type="button" aria-pressed="false" data-done=(lesson)
             data-on=(lang.t(Text::Done)) data-off=(lang.t(Text::MarkDone)) { (lang.t(Text::MarkDone)) }
     }
 }
 
+/// Hides what needs the script when scripts are off (put inside `<noscript>` in the head).
+pub const NOSCRIPT_CSS: &str = ".who,button.done{display:none}";
+
 /// Styles of the profile bar and the done button, shared by pages and saved files.
 pub const PROFILE_CSS: &str = ".who{margin:1rem 0;padding:.5rem .8rem;border:2px solid #0a6b3d;border-radius:.5rem}\
-.who h2{font-size:1.1rem;margin:.3rem 0}.who label{display:block;margin-top:.4rem}\
+.who-title{font-weight:700;font-size:1.1rem;margin:.3rem 0}.who label{display:block;margin-top:.4rem}\
 .who-add{display:flex;gap:.5rem}.who-add input{flex:1;min-width:0;min-height:48px;font-size:1rem;padding:0 .5rem;border:2px solid #555;border-radius:.4rem}\
 .who button,button.done{min-height:48px;min-width:48px;font-size:1rem;padding:0 1rem;border-radius:.4rem;border:2px solid #0a6b3d;background:#fff;color:#0a4d2c;margin:.2rem .3rem .2rem 0;cursor:pointer}\
 .who button[aria-pressed=true],button.done[aria-pressed=true]{background:#0a6b3d;color:#fff}\

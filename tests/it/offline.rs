@@ -71,6 +71,14 @@ pub fn rich_lesson(root: &Path) {
             ("sheet.pdf", b"%PDF-1.4 tiny"),
         ],
     );
+    // A second lesson on the same shelf (English, grade 5, Science), to make packs from.
+    let notes = r#"<!doctype html><html lang="en"><head><title>Notes</title><style>body{color:#222}</style></head>
+<body><h1>Notes</h1><p>See <a href="../rich/page2.html#part">part two of the rich lesson</a>.</p><img src="dot.png" alt="A dot"></body></html>"#;
+    write_lesson(
+        root,
+        "rich-notes",
+        &[("index.html", notes.as_bytes()), ("dot.png", &png())],
+    );
 }
 
 async fn rich_server() -> TestServer {
@@ -256,7 +264,7 @@ async fn every_sample_lesson_saves_with_only_data_pictures() {
 #[tokio::test]
 async fn a_pack_has_a_table_of_contents_and_its_size_is_shown_first() {
     let server = rich_server().await;
-    let ids = ["math-4-fractions-az", "science-4-water-cycle-az", "rich"];
+    let ids = ["math-4-fractions-az", "science-4-water-cycle-az", "rich", "rich-notes"];
     let query = ids
         .iter()
         .map(|id| format!("lesson={id}"))
@@ -264,7 +272,7 @@ async fn a_pack_has_a_table_of_contents_and_its_size_is_shown_first() {
         .join("&");
     let (status, _, confirm) = get(&server, &format!("/packs?{query}&lang=en"), &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(confirm.contains("<h1>Lesson pack (3 lessons)</h1>"), "{confirm}");
+    assert!(confirm.contains("<h1>Lesson pack (4 lessons)</h1>"), "{confirm}");
     let (_, _, file) = get(&server, &format!("/packs/offline.html?{query}&lang=en"), &[]).await;
     let size = crate::common::text(dars::ui::human_size(file.len() as u64).as_bytes());
     assert!(
@@ -272,7 +280,7 @@ async fn a_pack_has_a_table_of_contents_and_its_size_is_shown_first() {
         "size {size} shown before the download: {confirm}"
     );
     assert!(confirm.contains(&format!("href=\"/packs/offline.html?{}\"", query.replace('&', "&amp;"))));
-    assert!(confirm.contains("data-save=\"math-4-fractions-az science-4-water-cycle-az rich\""));
+    assert!(confirm.contains("data-save=\"math-4-fractions-az science-4-water-cycle-az rich rich-notes\""));
     for id in ids {
         assert!(
             file.contains(&format!("<a href=\"#lesson-{id}\">")),
@@ -283,6 +291,8 @@ async fn a_pack_has_a_table_of_contents_and_its_size_is_shown_first() {
             "{id} is in the file"
         );
     }
+    // A link between two lessons of the pack stays inside the file.
+    assert!(file.contains("<a href=\"#lesson-rich--p1--part\">part two of the rich lesson</a>"));
     // Each lesson's styles stay with its own pages.
     assert!(file.contains(".dars-s1") && file.contains(".dars-s2") && file.contains(".dars-s3"));
     let (_, head, _) = get(&server, &format!("/packs/offline.html?{query}"), &[]).await;

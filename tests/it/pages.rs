@@ -144,7 +144,7 @@ async fn a_lesson_card_shows_size_open_and_save() {
     assert!(html.contains("<h1>Падежи имён существительных</h1>"), "{html}");
     assert!(html.contains("href=\"/lessons/language-4-cases-ru/\""));
     assert!(html.contains("href=\"/lessons/language-4-cases-ru/offline.html\""));
-    assert!(html.contains("download=\"dars-language-4-cases-ru.html\""));
+    assert!(html.contains("download=\"Падежи имён существительных - dars.html\""));
     assert!(html.contains("Download to read at home"));
     assert!(html.contains("File size: "), "the saved file's size is shown");
     assert!(

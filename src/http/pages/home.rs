@@ -10,7 +10,7 @@ use maud::html;
 
 use super::{Visitor, layout, page_response, search_form};
 use crate::http::{AppState, HttpError};
-use crate::ui::{self, Lang, Text, grade_label, lesson_count};
+use crate::ui::{Lang, Text, grade_label, lesson_count};
 
 pub async fn home(State(state): State<AppState>, visitor: Visitor) -> Result<Response, HttpError> {
     let shelves = state.blocking(|lib| lib.shelves()).await?;
@@ -39,7 +39,6 @@ pub async fn home(State(state): State<AppState>, visitor: Visitor) -> Result<Res
             }
         }
         (search_form(lang, "", None))
-        (ui::profile_bar(lang))
         section #mine hidden aria-labelledby="mine-h" {
             h2 #mine-h { (lang.t(Text::MyLessons)) }
             p #mine-empty { (lang.t(Text::MyLessonsEmpty)) }

@@ -50,7 +50,7 @@ pub async fn card(
             }
             div lang=(lang.code()) {
                 a .btn href={ "/lessons/" (m.id) "/" } { (lang.t(Text::OpenLesson)) }
-                a .btn.alt href={ "/lessons/" (m.id) "/offline.html" } download=(saved.ascii_name)
+                a .btn.alt href={ "/lessons/" (m.id) "/offline.html" } download=(saved.file_name)
                     data-save=(m.id) data-titles=(m.title) {
                     (lang.t(Text::SaveOffline))
                     small { (lang.fill(Text::DownloadSize, &[&human_size(saved.html.len() as u64)])) }

@@ -157,6 +157,7 @@ pub fn layout(lang: Lang, title: &str, crumbs: &[Crumb], body: Markup) -> Markup
                 title { (title) " · dars" }
                 link rel="icon" href="data:,";
                 style { (PreEscaped(STYLE)) (PreEscaped(ui::PROFILE_CSS)) }
+                noscript { style { (PreEscaped(ui::NOSCRIPT_CSS)) } }
             }
             body {
                 a .skip href="#main" { (lang.t(Text::SkipToContent)) }
@@ -170,7 +171,7 @@ pub fn layout(lang: Lang, title: &str, crumbs: &[Crumb], body: Markup) -> Markup
                             }
                         }
                     }
-                    main #main { (body) }
+                    main #main { (ui::profile_bar(lang)) (body) }
                     footer .foot { a href="/poster" { (lang.t(Text::Poster)) } }
                 }
                 script src=(ui::script_path()) defer {}

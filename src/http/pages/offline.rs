@@ -221,7 +221,7 @@ pub async fn pack_confirm(
             }
         }
         p { strong { (lang.fill(Text::DownloadSize, &[&size])) } }
-        a .btn href={ "/packs/offline.html?" (query) } download=(file.ascii_name) data-save=(ids.join(" ")) data-titles=(titles.join("\n")) {
+        a .btn href={ "/packs/offline.html?" (query) } download=(file.file_name) data-save=(ids.join(" ")) data-titles=(titles.join("\n")) {
             (lang.fill(Text::Download, &[&size]))
         }
         p .fine { (lang.t(Text::SaveOfflineNote)) }

@@ -41,6 +41,7 @@ pub fn assemble(build: &Build<'_>, title: &str, bodies: &[Vec<PageOut>]) -> Stri
                 title { (title) }
                 link rel="icon" href="data:,";
                 style { (PreEscaped(FILE_CSS)) (PreEscaped(ui::PROFILE_CSS)) }
+                noscript { style { (PreEscaped(ui::NOSCRIPT_CSS)) } }
                 // A `</style` inside lesson CSS would end the element early.
                 style { (PreEscaped(lesson_css.replace("</", "<\\/"))) }
             }
