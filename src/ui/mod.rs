@@ -3,6 +3,8 @@
 
 mod i18n;
 
+use maud::{Markup, html};
+
 pub use i18n::{Lang, Text, grade_label, lesson_count};
 
 /// The profiles script ("whose turn is it?", saved lessons, done marks), ES5 so old Chrome
@@ -31,26 +33,6 @@ pub fn human_size(bytes: u64) -> String {
         format!("{:.1} GB", b / (KB * KB * KB))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_a_phone_shows_them() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(34_400), "34 KB");
-        assert_eq!(human_size(2_400_000), "2.4 MB");
-    }
-
-    #[test]
-    fn the_script_path_changes_with_the_script() {
-        assert!(script_path().starts_with("/static/app-"));
-        assert!(script_path().ends_with(".js"));
-    }
-}
-
-use maud::{Markup, html};
 
 /// "Whose turn is it?": made to work by [`APP_JS`]; hidden without it (by [`NOSCRIPT_CSS`],
 /// so the page does not shift when the script starts). There is no
@@ -88,3 +70,21 @@ pub const PROFILE_CSS: &str = ".who{margin:1rem 0;padding:.5rem .8rem;border:2px
 .who button,button.done{min-height:48px;min-width:48px;font-size:1rem;padding:0 1rem;border-radius:.4rem;border:2px solid #0a6b3d;background:#fff;color:#0a4d2c;margin:.2rem .3rem .2rem 0;cursor:pointer}\
 .who button[aria-pressed=true],button.done[aria-pressed=true]{background:#0a6b3d;color:#fff}\
 .fine{font-size:.9rem;color:#333}[hidden]{display:none!important}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_a_phone_shows_them() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(34_400), "34 KB");
+        assert_eq!(human_size(2_400_000), "2.4 MB");
+    }
+
+    #[test]
+    fn the_script_path_changes_with_the_script() {
+        assert!(script_path().starts_with("/static/app-"));
+        assert!(script_path().ends_with(".js"));
+    }
+}

@@ -337,6 +337,27 @@ pub fn addresses(listening: Option<Listening>) -> Vec<SocketAddr> {
     listening.map(|l| super::lan_addresses(l.bound)).unwrap_or_default()
 }
 
+/// The search form (a plain GET form), with the words already asked for.
+pub fn search_form(lang: Lang, words: &str, language: Option<&str>) -> Markup {
+    html! {
+        form .search action="/search" method="get" role="search" {
+            label for="q" .skip { (lang.t(Text::SearchLabel)) }
+            input #q type="search" name="q" value=(words) placeholder=(lang.t(Text::SearchLabel))
+                aria-label=(lang.t(Text::SearchLabel)) enterkeyhint="search";
+            @if let Some(language) = language { input type="hidden" name="language" value=(language); }
+            button type="submit" { (lang.t(Text::SearchButton)) }
+        }
+    }
+}
+
+/// Escapes text for an attribute value built by hand.
+pub fn attr(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,25 +378,4 @@ mod tests {
         assert!(valid_host("[fe80::1]:8080"));
         assert!(!valid_host("evil.example/\"><script>"));
     }
-}
-
-/// The search form (a plain GET form), with the words already asked for.
-pub fn search_form(lang: Lang, words: &str, language: Option<&str>) -> Markup {
-    html! {
-        form .search action="/search" method="get" role="search" {
-            label for="q" .skip { (lang.t(Text::SearchLabel)) }
-            input #q type="search" name="q" value=(words) placeholder=(lang.t(Text::SearchLabel))
-                aria-label=(lang.t(Text::SearchLabel)) enterkeyhint="search";
-            @if let Some(language) = language { input type="hidden" name="language" value=(language); }
-            button type="submit" { (lang.t(Text::SearchButton)) }
-        }
-    }
-}
-
-/// Escapes text for an attribute value built by hand.
-pub fn attr(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -82,8 +82,8 @@ pub fn scope(css: &str, scope: &str, import: Import<'_>) -> String {
         let block_end = block_end(bytes, end + 1);
         let block = &css[end + 1..block_end.min(css.len())];
         i = block_end + 1;
-        if prelude.starts_with('@') {
-            let name = prelude[1..]
+        if let Some(at_rule) = prelude.strip_prefix('@') {
+            let name = at_rule
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
                 .next()
                 .unwrap_or("")

@@ -208,11 +208,7 @@ fn handle_inner(s: &mut State<'_, '_>, el: &mut Element<'_, '_>) -> Result<(), S
                 .map_or("dars-main".to_owned(), |c| format!("{c} dars-main"));
             set(el, "class", &class);
         }
-        "img" => {
-            if picture(s, el)? {
-                return Ok(());
-            }
-        }
+        "img" if picture(s, el)? => return Ok(()),
         "input"
             if el
                 .get_attribute("type")
