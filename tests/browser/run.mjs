@@ -162,6 +162,9 @@ try {
   await shot(page, 'my-lessons');
 
   await page.goto(`${BASE}/poster`);
+  const host = new URL(BASE).host;
+  assert.equal(await page.locator('p.url').textContent(), host, 'the poster prints the LAN address');
+  assert.ok(await page.locator('svg.qr').isVisible(), 'with its QR code');
   await shot(page, 'poster');
 
   // 5. At home: no network, the saved files from file://, every picture there.
