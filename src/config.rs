@@ -34,6 +34,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Open connections at once.
     pub max_connections: usize,
+    /// Largest lesson upload the console accepts, in MB.
+    pub max_upload_mb: u64,
+    /// The most an uploaded zip may unpack to, in MB (a zip bomb is refused sooner, by ratio).
+    pub max_unpacked_mb: u64,
 }
 
 impl Default for Config {
@@ -50,6 +54,8 @@ impl Default for Config {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 4096,
+            max_upload_mb: 256,
+            max_unpacked_mb: 1024,
         }
     }
 }
@@ -76,6 +82,8 @@ const ENV_KEYS: &[&str] = &[
     "header_timeout_secs",
     "request_timeout_secs",
     "max_connections",
+    "max_upload_mb",
+    "max_unpacked_mb",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +131,11 @@ impl Config {
                 )));
             }
         }
+        if self.max_upload_mb == 0 || self.max_unpacked_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "max_upload_mb and max_unpacked_mb must be at least 1".to_owned(),
+            ));
+        }
         if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
             return Err(ConfigError::Invalid("timeouts must be at least 1 second".to_owned()));
         }
@@ -151,6 +164,31 @@ impl Config {
         parse_rate(text)
             .map(Some)
             .map_err(|e| ConfigError::Invalid(format!("sync_max_rate: {e}")))
+    }
+
+    /// What the console at /admin needs from these settings.
+    pub fn console(&self) -> Result<crate::http::admin::ConsoleSettings, ConfigError> {
+        let trusted = crate::service::package::parse_trusted(&self.trusted_keys)
+            .map_err(|e| ConfigError::Invalid(format!("trusted_keys: {e}")))?;
+        Ok(crate::http::admin::ConsoleSettings {
+            centre_name: self.centre_name.clone(),
+            usb_roots: self.usb_roots.clone(),
+            trusted_keys: trusted.clone(),
+            upstreams: self.upstreams.clone(),
+            sync: crate::service::sync::SyncOptions {
+                package: crate::service::package::ImportPackageOptions {
+                    trusted,
+                    allow_downgrade: false,
+                },
+                max_rate: self.sync_rate()?,
+                ..crate::service::sync::SyncOptions::default()
+            },
+            max_upload: usize::try_from(self.max_upload_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            unpack: crate::service::upload::UnpackLimits {
+                max_bytes: self.max_unpacked_mb.saturating_mul(1 << 20),
+                ..crate::service::upload::UnpackLimits::default()
+            },
+        })
     }
 
     /// The server's limits from these settings.

@@ -10,6 +10,7 @@ macro_rules! say {
 
 mod output;
 mod packages;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -121,6 +122,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the accounts of the console at /admin (teachers and technicians)
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
     /// Re-read and re-hash everything in the store, or in a package folder when PATH is given;
     /// exits nonzero if anything is damaged
     Verify {
@@ -177,6 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             no_dictionary,
         } => packages::publish(&src, &key, &out, seq, no_dictionary),
         Command::Status { json } => status(&config, json),
+        Command::User { command } => users::run(&config, command),
         Command::Verify { path: Some(path) } => packages::verify(&config, &path),
         Command::Verify { path: None } => verify(&config),
     }
@@ -217,7 +224,8 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let schedule = schedule_syncs(config, &library, &stop)?;
         let limits = config.limits();
-        let router = crate::http::router(crate::http::AppState::shared(library), &limits);
+        let state = crate::http::AppState::with_console(library, config.console()?);
+        let router = crate::http::router(state, &limits);
         crate::http::serve(listener, router, limits, crate::http::shutdown_signal()).await?;
         stop.store(true, std::sync::atomic::Ordering::Release);
         if let Some(handle) = schedule {

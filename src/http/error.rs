@@ -14,6 +14,9 @@ pub enum HttpError {
     BadRequest(String),
     #[error("not acceptable")]
     NotAcceptable,
+    /// The account's role does not allow this, or a form's CSRF token is wrong.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -22,6 +25,8 @@ impl From<ServiceError> for HttpError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound => HttpError::NotFound,
+            ServiceError::Forbidden(why) => HttpError::Forbidden(why),
+            ServiceError::Refused(why) => HttpError::BadRequest(why),
             other => HttpError::Internal(other.to_string()),
         }
     }
@@ -32,6 +37,7 @@ impl IntoResponse for HttpError {
         let (status, message) = match &self {
             HttpError::NotFound => return super::pages::not_found_page(),
             HttpError::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
+            HttpError::Forbidden(why) => (StatusCode::FORBIDDEN, why.clone()),
             HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "no acceptable content coding".to_owned()),
             HttpError::Internal(cause) => {
                 tracing::error!("internal error: {cause}");

@@ -1,6 +1,7 @@
 //! The web server: routes, limits, and the accept loop with graceful shutdown. Handlers are
 //! thin: extract, call the service (off the async threads), render.
 
+pub mod admin;
 mod api;
 mod error;
 mod files;
@@ -69,6 +70,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     library: Arc<Library>,
+    /// The console at /admin: its settings and jobs.
+    console: admin::Console,
     /// Bounds store work running at once: enough to keep a disk and two cores busy, few
     /// enough that 500 waiting phones do not open 500 SQLite connections (each with its own
     /// page cache) or 500 threads.
@@ -86,13 +89,28 @@ impl AppState {
 
     /// The same, for a library that other parts of the server (the sync schedule) also use.
     pub fn shared(library: Arc<Library>) -> Self {
+        Self::with_console(library, admin::ConsoleSettings::default())
+    }
+
+    /// The same, with the console's settings from the configuration.
+    pub fn with_console(library: Arc<Library>, settings: admin::ConsoleSettings) -> Self {
         library.watch_for_changes();
         AppState {
             inner: Arc::new(Inner {
                 library,
+                console: admin::Console::new(settings),
                 store_slots: Semaphore::new(STORE_SLOTS),
             }),
         }
+    }
+
+    /// The library itself, for long work on threads of its own (console jobs).
+    fn library_arc(&self) -> Arc<Library> {
+        Arc::clone(&self.inner.library)
+    }
+
+    fn console(&self) -> &admin::Console {
+        &self.inner.console
     }
 
     /// For non-blocking calls only (cache probes); store work goes through `blocking`.
@@ -122,6 +140,7 @@ impl AppState {
 
 /// All routes, with the limits applied.
 pub fn router(state: AppState, limits: &Limits) -> Router {
+    let console = admin::router(&state);
     Router::new()
         .route("/", get(pages::home))
         .route("/browse", get(pages::browse))
@@ -144,6 +163,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
+        .merge(console)
         .with_state(state)
 }
 

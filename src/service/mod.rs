@@ -2,14 +2,21 @@
 //! and files, status and verification. No HTTP or CLI types in here; only this layer touches
 //! the store.
 
+pub mod accounts;
 mod cache;
+mod health;
 mod import;
+pub mod jobs;
+mod lessons;
+mod logins;
 mod media;
 pub mod offline;
 pub mod package;
 mod progress;
 mod scan;
+pub mod sticks;
 pub mod sync;
+pub mod upload;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +24,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use accounts::{Account, NewSession, Role, Session};
 pub use cache::BODY_LIMIT;
+pub use health::{Disk, Health, disk_space};
 pub use import::{ImportOptions, ImportReport};
+pub use lessons::ConsoleLesson;
 pub use media::{is_compressible, media_type};
 pub use offline::{OfflineFile, OfflineOptions, PackRequest, Separate};
 pub use progress::{Progress, Snapshot};
@@ -45,6 +55,17 @@ pub enum ServiceError {
     Sync(Box<sync::SyncError>),
     #[error("not found")]
     NotFound,
+    /// Bad input from a console or `dars user` user: the message says what to change.
+    #[error("{0}")]
+    Refused(String),
+    /// The account's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("wrong account name or password")]
+    WrongPassword,
+    /// Too many failed logins from this address or for this account: seconds to wait.
+    #[error("too many failed logins; try again in {0} seconds")]
+    Throttled(u64),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -101,6 +122,8 @@ pub struct Library {
     caches: Arc<cache::Caches>,
     /// The package this store serves at /mirror/, with the cache generation it was made at.
     mirror: std::sync::Mutex<Option<(u64, Arc<package::Plan>)>>,
+    /// Failed console logins, per client address and per account.
+    logins: logins::Throttle,
     /// Saved files made lately (a pack's size is shown before it is downloaded, so the same
     /// file is asked for twice), by the cache generation they were made at.
     saved: quick_cache::sync::Cache<SavedKey, Arc<OfflineFile>, SavedWeight>,
@@ -130,6 +153,7 @@ impl Library {
             pool: Pool::open(data_dir)?,
             caches: Arc::new(cache::Caches::new()),
             mirror: std::sync::Mutex::new(None),
+            logins: logins::Throttle::default(),
             saved: quick_cache::sync::Cache::with_weighter(64, SAVED_BUDGET, SavedWeight),
         })
     }
@@ -335,6 +359,9 @@ impl Library {
     pub fn lesson(&self, id: &str) -> Result<LessonDetail, ServiceError> {
         self.pool
             .with(|conn| {
+                if store::is_hidden(conn, id)? {
+                    return Err(StoreError::NotFound);
+                }
                 let lesson = store::get_lesson(conn, id)?;
                 let file_list = store::files_of(conn, id)?;
                 Ok(LessonDetail { lesson, file_list })
@@ -344,6 +371,9 @@ impl Library {
 
     /// The entry path of a visible lesson.
     pub fn entry_of(&self, id: &str) -> Result<String, ServiceError> {
+        if self.hidden(id)? {
+            return Err(ServiceError::NotFound);
+        }
         self.pool
             .with(|conn| store::get_lesson(conn, id))
             .map(|l| l.meta.entry)

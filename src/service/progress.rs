@@ -15,7 +15,7 @@ pub struct Progress {
 }
 
 /// A copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Snapshot {
     pub total_bytes: u64,
     pub done_bytes: u64,

@@ -178,7 +178,7 @@ pub fn find_file(conn: &Connection, lesson_id: &str, path: &str) -> Result<Optio
     let sql = format!(
         "SELECT f.media_type, {BLOB_COLUMNS}
          FROM lessons l JOIN files f ON f.lesson = l.rowid JOIN blobs b ON b.hash = f.hash
-         WHERE l.id = ?1 AND f.path = ?2 AND b.complete = 1"
+         WHERE l.id = ?1 AND f.path = ?2 AND b.complete = 1 AND {NOT_HIDDEN}"
     );
     Ok(conn
         .prepare_cached(&sql)?
@@ -214,11 +214,25 @@ fn lesson_row(row: &Row<'_>) -> rusqlite::Result<LessonRow> {
     })
 }
 
-/// Visible lessons matching `filter`, ordered by language, grade, subject, order and title.
+/// A lesson the console has hidden is neither listed to phones nor served.
+const NOT_HIDDEN: &str = "NOT EXISTS (SELECT 1 FROM hidden_lessons h WHERE h.id = l.id)";
+
+/// Lessons shown to phones matching `filter` (hidden ones left out), ordered by language,
+/// grade, subject, order and title.
 pub fn list_lessons(conn: &Connection, filter: &LessonFilter) -> Result<Vec<LessonRow>> {
+    list_where(conn, filter, NOT_HIDDEN)
+}
+
+/// Every lesson in the store, hidden ones included (for the console).
+pub fn list_all_lessons(conn: &Connection) -> Result<Vec<LessonRow>> {
+    list_where(conn, &LessonFilter::default(), "1")
+}
+
+fn list_where(conn: &Connection, filter: &LessonFilter, condition: &str) -> Result<Vec<LessonRow>> {
     let sql = format!(
         "SELECT {LESSON_COLUMNS} FROM lessons l
          WHERE (?1 IS NULL OR l.language = ?1) AND (?2 IS NULL OR l.grade = ?2) AND (?3 IS NULL OR l.subject = ?3)
+         AND {condition}
          ORDER BY l.language, l.grade, l.subject, l.sort_order, l.title, l.id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;

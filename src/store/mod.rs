@@ -1,6 +1,7 @@
 //! The SQLite store: one file in WAL mode holding the catalogue of lessons and the
 //! content-addressed blobs they point to. Synchronous; callers cross into async themselves.
 
+mod accounts;
 mod blobs;
 mod catalogue;
 mod schema;
@@ -11,6 +12,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use accounts::{
+    AccountRow, AuditEntry, SessionRow, append_audit, count_role, delete_account, delete_session, get_account,
+    get_session, hidden_ids, insert_account, insert_session, is_hidden, list_accounts, recent_audit, set_hidden,
+    set_password_hash,
+};
 pub use blobs::{
     BlobInfo, BlobWriter, CHUNK_SIZE, Hash, Storage, StoredBlob, Variant, all_blobs, blob_exists, blob_info,
     blob_stats, decompress, dictionary, discard_incomplete, gzip, hash_reader, prepare_blob, put_dictionary, read_raw,
@@ -18,8 +24,9 @@ pub use blobs::{
 };
 pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, Shelf, SyncResult, collect_garbage, count_lessons,
-    current_digest, files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_lessons,
-    prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq, shelves,
+    current_digest, files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_all_lessons,
+    list_lessons, prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq,
+    shelves,
     sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};

@@ -99,6 +99,40 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 4: the console: accounts of teachers and technicians, their sessions, the audit log of
+    // every change made through the console or `dars user`, and lessons hidden from phones
+    // (kept by id, so a hidden lesson stays hidden when a new version of it arrives).
+    r"
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Only a hash of each session token is kept: a copy of the database opens no session.
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        account TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_expiry ON sessions (expires_at);
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL
+    );
+
+    CREATE TABLE hidden_lessons (
+        id TEXT PRIMARY KEY,
+        hidden_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

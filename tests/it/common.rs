@@ -47,11 +47,20 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server whose store already holds what `fill` put in it.
     pub async fn start(fill: impl FnOnce(&Path)) -> TestServer {
+        TestServer::start_with_console(fill, dars::http::admin::ConsoleSettings::default()).await
+    }
+
+    /// The same, with the console at /admin set up as given.
+    pub async fn start_with_console(
+        fill: impl FnOnce(&Path),
+        console: dars::http::admin::ConsoleSettings,
+    ) -> TestServer {
         let data = tempfile::tempdir().expect("tempdir");
         fill(data.path());
         let library = Library::open(data.path()).expect("open");
         let limits = dars::http::Limits::default();
-        let router = dars::http::router(dars::http::AppState::new(library), &limits);
+        let state = dars::http::AppState::with_console(std::sync::Arc::new(library), console);
+        let router = dars::http::router(state, &limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();

@@ -1,9 +1,15 @@
 //! Integration tests: a real SQLite file in a temp folder, the real server on a port-0
-//! listener, real HTTP. Only `cli` spawns the binary.
+//! listener, real HTTP. Only the CLI tests (`cli`, `cli_users`) and the browser test spawn the
+//! binary.
 
+mod admin;
+mod admin_lessons;
+mod admin_sticks;
 mod api;
 mod browser;
+mod browser_console;
 mod cli;
+mod cli_users;
 mod common;
 mod files;
 mod import;

@@ -102,7 +102,7 @@ pub fn is_package(path: &Path) -> bool {
 }
 
 /// Reads a small file of the package, telling a pulled stick from a damaged one.
-fn read_file(root: &Path, rel: &str) -> Result<Vec<u8>, PackageError> {
+pub(crate) fn read_file(root: &Path, rel: &str) -> Result<Vec<u8>, PackageError> {
     let path = root.join(rel);
     let mut bytes = Vec::new();
     match std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)) {
@@ -135,7 +135,7 @@ pub(crate) fn document_error(file: &str, e: &serde_json::Error) -> PackageError 
     }
 }
 
-fn read_index(root: &Path) -> Result<Index, PackageError> {
+pub(crate) fn read_index(root: &Path) -> Result<Index, PackageError> {
     let bytes = read_file(root, INDEX_FILE)?;
     let index: Index = serde_json::from_slice(&bytes).map_err(|e| document_error(INDEX_FILE, &e))?;
     check_index(&index).map_err(|problem| PackageError::BadDocument {
