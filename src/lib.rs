@@ -6,6 +6,7 @@
 //! - [`package`]: the signed package format that travels by USB, mirror and peer.
 //! - [`store`]: the SQLite file: schema migrations, content-addressed blobs, the catalogue.
 //! - [`service`]: the operations cli and http share (import, lookup, status, verify).
+//! - [`ui`]: what phone pages and saved files share: the translation table, the profiles script.
 //! - [`http`]: the axum server: lesson files, JSON API, pages, limits, graceful shutdown.
 //! - [`discovery`]: mDNS announcement and browsing (never fatal).
 //! - [`config`]: settings layered defaults < file < environment < flags.
@@ -26,3 +27,4 @@ pub mod package;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod ui;

@@ -53,6 +53,14 @@ impl Default for Limits {
     }
 }
 
+/// Where a connection came in: the listener's address and the address the client reached
+/// (a request extension, for the poster and for links back to this server).
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    pub bound: SocketAddr,
+    pub local: SocketAddr,
+}
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -135,6 +143,13 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     let console = admin::router(&state);
     Router::new()
         .route("/", get(pages::home))
+        .route("/browse", get(pages::browse))
+        .route("/card/{id}", get(pages::card))
+        .route("/lessons/{id}/offline.html", get(pages::lesson_file))
+        .route("/packs", get(pages::pack_confirm))
+        .route("/packs/offline.html", get(pages::pack_file))
+        .route("/poster", get(pages::poster))
+        .route("/static/{name}", get(pages::script))
         .route("/healthz", get(api::healthz))
         .route("/api/v1/lessons", get(api::list))
         .route("/api/v1/lessons/{id}", get(api::detail))
@@ -162,6 +177,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let bound = listener.local_addr()?;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -182,9 +198,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let listening = Listening {
+            bound,
+            local: stream.local_addr().unwrap_or(bound),
+        };
         let app = router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(listening);
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
         let conn = hyper::server::conn::http1::Builder::new()

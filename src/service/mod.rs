@@ -10,6 +10,7 @@ pub mod jobs;
 mod lessons;
 mod logins;
 mod media;
+pub mod offline;
 pub mod package;
 mod progress;
 mod scan;
@@ -30,6 +31,7 @@ pub use health::{Disk, Health, disk_space};
 pub use import::{ImportOptions, ImportReport};
 pub use lessons::ConsoleLesson;
 pub use media::{is_compressible, media_type};
+pub use offline::{OfflineFile, OfflineOptions, PackRequest, Separate};
 pub use progress::{Progress, Snapshot};
 pub use scan::{Scan, scan_folder, scan_memory};
 pub use search::{MAX_RESULTS, SearchHit, SearchQuery, SnippetPart};
@@ -124,6 +126,24 @@ pub struct Library {
     mirror: std::sync::Mutex<Option<(u64, Arc<package::Plan>)>>,
     /// Failed console logins, per client address and per account.
     logins: logins::Throttle,
+    /// Saved files made lately (a pack's size is shown before it is downloaded, so the same
+    /// file is asked for twice), by the cache generation they were made at.
+    saved: quick_cache::sync::Cache<SavedKey, Arc<OfflineFile>, SavedWeight>,
+}
+
+type SavedKey = (u64, PackRequest, OfflineOptions);
+
+/// Saved files kept in memory at most; bigger ones are made again when asked for.
+const SAVED_BUDGET: u64 = 24 * 1024 * 1024;
+const SAVED_ONE_MAX: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+struct SavedWeight;
+
+impl quick_cache::Weighter<SavedKey, Arc<OfflineFile>> for SavedWeight {
+    fn weight(&self, _key: &SavedKey, file: &Arc<OfflineFile>) -> u64 {
+        file.html.len() as u64 + 256
+    }
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
@@ -142,6 +162,7 @@ impl Library {
             caches: Arc::new(cache::Caches::new()),
             mirror: std::sync::Mutex::new(None),
             logins: logins::Throttle::default(),
+            saved: quick_cache::sync::Cache::with_weighter(64, SAVED_BUDGET, SavedWeight),
         })
     }
 
@@ -332,6 +353,16 @@ impl Library {
         Ok(self.pool.with(|conn| store::list_lessons(conn, filter))?)
     }
 
+    /// Every language, grade and subject that has lessons, with counts and sizes.
+    pub fn shelves(&self) -> Result<Vec<store::Shelf>, ServiceError> {
+        Ok(self.pool.with(|conn| store::shelves(conn))?)
+    }
+
+    /// One visible lesson, without its files.
+    pub fn lesson_row(&self, id: &str) -> Result<LessonRow, ServiceError> {
+        self.pool.with(|conn| store::get_lesson(conn, id)).map_err(not_found)
+    }
+
     /// One lesson with its files.
     pub fn lesson(&self, id: &str) -> Result<LessonDetail, ServiceError> {
         self.pool
@@ -409,6 +440,20 @@ impl Library {
     /// The raw bytes of a blob (decompressed when stored as text), read whole.
     pub fn read_raw(&self, info: &BlobInfo) -> Result<Vec<u8>, ServiceError> {
         Ok(self.pool.with(|conn| store::read_raw(conn, info))?)
+    }
+
+    /// The saved file (one self-contained HTML file) of a lesson or a pack of lessons.
+    /// `NotFound` when a lesson is not there.
+    pub fn offline_file(&self, request: &PackRequest, opts: &OfflineOptions) -> Result<Arc<OfflineFile>, ServiceError> {
+        let key = (self.caches.generation(), request.clone(), opts.clone());
+        if let Some(file) = self.saved.get(&key) {
+            return Ok(file);
+        }
+        let file = Arc::new(self.pool.with(|conn| Ok(offline::build(conn, request, opts)))??);
+        if file.html.len() <= SAVED_ONE_MAX {
+            self.saved.insert(key, Arc::clone(&file));
+        }
+        Ok(file)
     }
 
     /// Number of visible lessons (for health checks).

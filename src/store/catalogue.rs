@@ -400,3 +400,31 @@ pub fn sync_results(conn: &Connection) -> Result<Vec<SyncResult>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// How many visible lessons there are, and their bytes, for one language, grade and subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shelf {
+    pub language: String,
+    pub grade: u8,
+    pub subject: String,
+    pub lessons: u64,
+    pub size: u64,
+}
+
+/// Every (language, grade, subject) with lessons, in that order.
+pub fn shelves(conn: &Connection) -> Result<Vec<Shelf>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT language, grade, subject, count(*), sum(total_size) FROM lessons
+         GROUP BY language, grade, subject ORDER BY language, grade, subject",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(Shelf {
+            language: row.get(0)?,
+            grade: row.get(1)?,
+            subject: row.get(2)?,
+            lessons: row.get(3)?,
+            size: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

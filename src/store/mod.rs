@@ -24,9 +24,10 @@ pub use blobs::{
     read_variant, verify_blob, write_blob,
 };
 pub use catalogue::{
-    FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, SyncResult, collect_garbage, count_lessons,
+    FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, Shelf, SyncResult, collect_garbage, count_lessons,
     current_digest, files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_all_lessons,
     list_lessons, prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq,
+    shelves,
     sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
