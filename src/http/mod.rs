@@ -2,6 +2,7 @@
 //! thin: extract, call the service (off the async threads), render.
 
 mod api;
+pub mod charts;
 mod error;
 mod files;
 mod mirror;
@@ -79,6 +80,7 @@ impl AppState {
     /// The same, for a library that other parts of the server (the sync schedule) also use.
     pub fn shared(library: Arc<Library>) -> Self {
         library.watch_for_changes();
+        Library::start_usage_flusher(&library, crate::service::usage::FLUSH_EVERY);
         AppState {
             inner: Arc::new(Inner {
                 library,

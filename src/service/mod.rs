@@ -9,6 +9,7 @@ pub mod package;
 mod progress;
 mod scan;
 pub mod sync;
+pub mod usage;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use import::{ImportOptions, ImportReport};
 pub use media::{is_compressible, media_type};
 pub use progress::{Progress, Snapshot};
 pub use scan::{Scan, scan_folder, scan_memory};
+pub use usage::UseKind;
 pub use verify::{Problem, VerifyReport};
 
 use crate::lesson::LessonError;
@@ -99,9 +101,20 @@ pub struct Library {
     caches: Arc<cache::Caches>,
     /// The package this store serves at /mirror/, with the cache generation it was made at.
     mirror: std::sync::Mutex<Option<(u64, Arc<package::Plan>)>>,
+    /// Usage counts not yet written to the store.
+    usage: usage::Counter,
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
+
+impl Drop for Library {
+    /// Writes the usage counts still in memory, so a clean stop loses none.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_usage() {
+            tracing::warn!("usage figures of the last minute were lost: {e}");
+        }
+    }
+}
 
 impl Library {
     /// Opens (creating or migrating) the store in `data_dir`.
@@ -110,6 +123,7 @@ impl Library {
             pool: Pool::open(data_dir)?,
             caches: Arc::new(cache::Caches::new()),
             mirror: std::sync::Mutex::new(None),
+            usage: usage::Counter::default(),
         })
     }
 

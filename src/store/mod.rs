@@ -4,6 +4,7 @@
 mod blobs;
 mod catalogue;
 mod schema;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ pub use catalogue::{
     prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq, sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
+pub use usage::{UsageRow, add_usage, usage_between};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
