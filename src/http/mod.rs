@@ -5,6 +5,7 @@ mod api;
 pub mod charts;
 mod error;
 mod files;
+mod metrics;
 mod mirror;
 pub mod negotiate;
 mod pages;
@@ -66,6 +67,8 @@ struct Inner {
     /// enough that 500 waiting phones do not open 500 SQLite connections (each with its own
     /// page cache) or 500 threads.
     store_slots: Semaphore,
+    /// Request counters for `/metrics`.
+    metrics: metrics::Metrics,
 }
 
 /// Store reads running at once.
@@ -85,6 +88,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 library,
                 store_slots: Semaphore::new(STORE_SLOTS),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -92,6 +96,10 @@ impl AppState {
     /// For non-blocking calls only (cache probes); store work goes through `blocking`.
     fn library(&self) -> &Library {
         &self.inner.library
+    }
+
+    fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Runs blocking store work on tokio's blocking pool: the one place sync meets async.
@@ -119,6 +127,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/lessons", get(api::list))
         .route("/api/v1/lessons/{id}", get(api::detail))
         .route("/lessons/{id}", get(files::no_slash))
@@ -131,6 +140,9 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
+        // Outermost, so requests that time out are counted too; still after routing (every
+        // `Router::layer` is), so the matched route is known.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@
 mod cache;
 mod import;
 mod media;
+mod monitor;
 pub mod package;
 mod progress;
 mod scan;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 pub use cache::BODY_LIMIT;
 pub use import::{ImportOptions, ImportReport};
 pub use media::{is_compressible, media_type};
+pub use monitor::Figures;
 pub use progress::{Progress, Snapshot};
 pub use scan::{Scan, scan_folder, scan_memory};
 pub use usage::UseKind;
@@ -103,6 +105,8 @@ pub struct Library {
     mirror: std::sync::Mutex<Option<(u64, Arc<package::Plan>)>>,
     /// Usage counts not yet written to the store.
     usage: usage::Counter,
+    /// The import or sync running now, for monitoring.
+    work: monitor::CurrentWork,
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
@@ -124,6 +128,7 @@ impl Library {
             caches: Arc::new(cache::Caches::new()),
             mirror: std::sync::Mutex::new(None),
             usage: usage::Counter::default(),
+            work: monitor::CurrentWork::default(),
         })
     }
 
@@ -173,6 +178,7 @@ impl Library {
             return Err(ServiceError::NothingToImport(path.to_path_buf()));
         }
         let _lock = self.writer_lock()?;
+        let _work = self.work.begin("import", progress);
         let report = self
             .pool
             .with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?;
@@ -224,6 +230,7 @@ impl Library {
     ) -> Result<package::PackageReport, ServiceError> {
         let root = package::locate(path)?;
         let _lock = self.writer_lock()?;
+        let _work = self.work.begin("import", progress);
         let report = self
             .pool
             .with(|conn| Ok(package::import_package(conn, &root, opts, progress)))?;
@@ -239,6 +246,7 @@ impl Library {
         progress: &Progress,
     ) -> Result<sync::SyncReport, ServiceError> {
         let _lock = self.writer_lock()?;
+        let _work = self.work.begin("sync", progress);
         let report = self.pool.with(|conn| Ok(sync::sync(conn, url, opts, progress)))?;
         self.caches.invalidate();
         report
@@ -394,11 +402,7 @@ impl Library {
 
     /// Figures for `dars status`.
     pub fn status(&self) -> Result<Status, ServiceError> {
-        let file_bytes = ["", "-wal"]
-            .iter()
-            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.db_path().display())).ok())
-            .map(|m| m.len())
-            .sum();
+        let file_bytes = self.store_bytes();
         self.pool
             .with(|conn| {
                 let (blobs, raw_bytes, per) = store::blob_stats(conn)?;
