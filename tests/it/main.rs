@@ -7,6 +7,7 @@ mod common;
 mod files;
 mod import;
 mod mdns;
+mod metrics;
 mod packages;
 mod sync;
 mod usage;
