@@ -3,11 +3,13 @@
 //! the store.
 
 mod cache;
+pub mod fleet;
 mod import;
 mod media;
 mod monitor;
 pub mod package;
 mod progress;
+pub mod report;
 mod scan;
 pub mod sync;
 pub mod usage;
@@ -424,5 +426,10 @@ impl Library {
     /// Re-hashes every blob and checks the database; names every lesson file that is damaged.
     pub fn verify(&self, progress: &Progress) -> Result<VerifyReport, ServiceError> {
         Ok(self.pool.with(|conn| verify::verify_store(conn, progress))?)
+    }
+
+    /// The database's quick check and missing blobs, without re-hashing every blob.
+    pub fn quick_check(&self) -> Result<VerifyReport, ServiceError> {
+        Ok(self.pool.with(|conn| verify::quick_check(conn))?)
     }
 }
