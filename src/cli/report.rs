@@ -26,7 +26,8 @@ pub fn report(config: &Config, out: &Path, full: bool) -> anyhow::Result<ExitCod
     let report = with_progress(&progress, "checking", || {
         library.report(&config.centre_name, &key, full, &progress)
     })?;
-    let path = write_signed(out, &report, &key).with_context(|| format!("cannot write the report to {}", out.display()))?;
+    let path =
+        write_signed(out, &report, &key).with_context(|| format!("cannot write the report to {}", out.display()))?;
     say!("report written: {}", path.display());
     say!(
         "centre {} (key {}), {} lessons, store {}, {} free on disk, {} views in the last 30 days",
@@ -50,7 +51,10 @@ pub fn fleet(dirs: &[PathBuf], html_out: Option<&Path>, options: FleetOptions) -
     if found.is_empty() {
         anyhow::bail!(
             "no reports found in {}: reports are the .json files that `dars report --out` writes into DARS-REPORTS/",
-            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let fleet = merge(found, options);
@@ -74,13 +78,21 @@ fn content(row: &crate::service::fleet::CentreRow) -> String {
         .iter()
         .map(|p| format!("{}:{}", &p.fingerprint[..p.fingerprint.len().min(9)], p.seq))
         .collect();
-    if seqs.is_empty() { "none".to_owned() } else { seqs.join(" ") }
+    if seqs.is_empty() {
+        "none".to_owned()
+    } else {
+        seqs.join(" ")
+    }
 }
 
 fn flag_words(row: &crate::service::fleet::CentreRow) -> String {
     let mut words: Vec<&str> = row.flags.iter().map(|f| f.word()).collect();
     words.dedup();
-    if words.is_empty() { "ok".to_owned() } else { words.join(", ") }
+    if words.is_empty() {
+        "ok".to_owned()
+    } else {
+        words.join(", ")
+    }
 }
 
 fn print_table(fleet: &Fleet) {

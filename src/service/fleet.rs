@@ -36,12 +36,23 @@ pub enum Flag {
         have: Option<u64>,
         newest: u64,
     },
-    ShortOfDisk { free: u64, min: u64 },
-    Unused { days: usize },
-    Unhealthy { problems: usize },
-    SyncFailed { url: String },
+    ShortOfDisk {
+        free: u64,
+        min: u64,
+    },
+    Unused {
+        days: usize,
+    },
+    Unhealthy {
+        problems: usize,
+    },
+    SyncFailed {
+        url: String,
+    },
     /// Another key reports under the same centre name.
-    NameShared { other: String },
+    NameShared {
+        other: String,
+    },
 }
 
 impl Flag {
@@ -59,16 +70,22 @@ impl Flag {
 
     /// The flag with its detail, in words.
     pub fn describe(&self) -> String {
-        let gb = |b: u64| format!("{:.1} GB", b as f64 / 1e9);
+        let gb = |b: u64| {
+            if b >= 1_000_000_000 {
+                format!("{:.1} GB", b as f64 / 1e9)
+            } else {
+                format!("{:.1} MB", b as f64 / 1e6)
+            }
+        };
         match self {
             Flag::OutOfDate {
                 publisher,
                 have: Some(have),
                 newest,
             } => format!("OUT OF DATE: publisher {publisher} at sequence {have}, newest seen {newest}"),
-            Flag::OutOfDate {
-                publisher, newest, ..
-            } => format!("OUT OF DATE: nothing from publisher {publisher} (newest seen {newest})"),
+            Flag::OutOfDate { publisher, newest, .. } => {
+                format!("OUT OF DATE: nothing from publisher {publisher} (newest seen {newest})")
+            }
             Flag::ShortOfDisk { free, min } => format!("SHORT OF DISK: {} free, under {}", gb(*free), gb(*min)),
             Flag::Unused { days } => format!("UNUSED: no lesson opened in the last {days} days"),
             Flag::Unhealthy { problems } => format!("STORE DAMAGED: {problems} problem(s); run dars verify there"),
@@ -128,7 +145,11 @@ pub fn merge(found: Vec<Found>, options: FleetOptions) -> Fleet {
         .map(|(report, file)| {
             let mut flags = Vec::new();
             for (publisher, seq) in &newest {
-                let have = report.publishers.iter().find(|p| &p.fingerprint == publisher).map(|p| p.seq);
+                let have = report
+                    .publishers
+                    .iter()
+                    .find(|p| &p.fingerprint == publisher)
+                    .map(|p| p.seq);
                 if have.is_none_or(|h| h < *seq) {
                     flags.push(Flag::OutOfDate {
                         publisher: publisher.clone(),
@@ -173,7 +194,12 @@ pub fn merge(found: Vec<Found>, options: FleetOptions) -> Fleet {
             }
         })
         .collect();
-    centres.sort_by(|a, b| a.report.centre.cmp(&b.report.centre).then(a.report.fingerprint.cmp(&b.report.fingerprint)));
+    centres.sort_by(|a, b| {
+        a.report
+            .centre
+            .cmp(&b.report.centre)
+            .then(a.report.fingerprint.cmp(&b.report.fingerprint))
+    });
     Fleet {
         centres,
         rejected,

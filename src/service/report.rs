@@ -142,7 +142,11 @@ impl Library {
         full: bool,
         progress: &super::Progress,
     ) -> Result<Report, ServiceError> {
-        let health = if full { self.verify(progress)? } else { self.quick_check()? };
+        let health = if full {
+            self.verify(progress)?
+        } else {
+            self.quick_check()?
+        };
         let mut problems = health.database.clone();
         problems.extend(health.problems.iter().map(|p| format!("blob {}: {}", p.hash, p.what)));
         let status = self.status()?;
@@ -275,7 +279,11 @@ pub struct Found {
 pub fn read_reports(dirs: &[PathBuf]) -> Result<Vec<Found>, ServiceError> {
     let mut found = Vec::new();
     for dir in dirs {
-        let folder = if dir.join(REPORTS_DIR).is_dir() { dir.join(REPORTS_DIR) } else { dir.clone() };
+        let folder = if dir.join(REPORTS_DIR).is_dir() {
+            dir.join(REPORTS_DIR)
+        } else {
+            dir.clone()
+        };
         let entries = std::fs::read_dir(&folder).map_err(|e| io_error(&folder, e))?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -302,7 +310,9 @@ fn check_file(file: &Path) -> Result<Report, String> {
         .map_err(|_| format!("has no signature ({} is missing)", sig_path.display()))?;
     let signature = keys::signature_from_text(&sig_text).map_err(|e| format!("signature file: {e}"))?;
     if !key.verify(&bytes, &signature) {
-        return Err("TAMPERED: its signature does not match its contents (changed after the centre signed it)".to_owned());
+        return Err(
+            "TAMPERED: its signature does not match its contents (changed after the centre signed it)".to_owned(),
+        );
     }
     if key.fingerprint() != report.fingerprint {
         return Err("TAMPERED: its fingerprint is not that of its key".to_owned());

@@ -9,5 +9,6 @@ mod import;
 mod mdns;
 mod metrics;
 mod packages;
+mod report;
 mod sync;
 mod usage;
