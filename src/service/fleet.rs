@@ -207,3 +207,96 @@ pub fn merge(found: Vec<Found>, options: FleetOptions) -> Fleet {
         options,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::report::{Disk, Health, PublisherSeq, UsageSummary};
+    use crate::service::usage::DayUse;
+
+    fn report(centre: &str, fingerprint: &str, created_at: i64, seq: u64, views: u64) -> Report {
+        Report {
+            format: crate::service::report::FORMAT.to_owned(),
+            centre: centre.to_owned(),
+            created_at,
+            date: "2026-12-01".to_owned(),
+            software_version: "0.1.0".to_owned(),
+            centre_key: String::new(),
+            fingerprint: fingerprint.to_owned(),
+            lessons: 3,
+            publishers: vec![PublisherSeq {
+                fingerprint: "aaaa".to_owned(),
+                key: String::new(),
+                seq,
+            }],
+            health: Health {
+                check: "quick".to_owned(),
+                ok: true,
+                problems: Vec::new(),
+            },
+            disk: Disk {
+                free_bytes: 10_000_000_000,
+                total_bytes: 20_000_000_000,
+                store_bytes: 1,
+            },
+            usage: UsageSummary {
+                per_lesson: Vec::new(),
+                // Views only on the oldest of 20 days: none in the last 14.
+                per_day: (0..20)
+                    .map(|i| DayUse {
+                        date: format!("d{i}"),
+                        views: if i == 0 { views } else { 0 },
+                        offline_saves: 0,
+                    })
+                    .collect(),
+            },
+            syncs: Vec::new(),
+        }
+    }
+
+    fn found(report: Report) -> Found {
+        Found {
+            file: PathBuf::from(format!("{}-{}.json", report.fingerprint, report.created_at)),
+            report: Ok(report),
+        }
+    }
+
+    #[test]
+    fn the_newest_report_per_key_is_kept_and_compared() {
+        let fleet = merge(
+            vec![
+                found(report("Quba", "k1", 200, 7, 5)),
+                found(report("Quba", "k1", 100, 9, 5)),
+                found(report("Quba", "k2", 100, 9, 5)),
+                Found {
+                    file: PathBuf::from("bad.json"),
+                    report: Err("TAMPERED".to_owned()),
+                },
+            ],
+            FleetOptions::default(),
+        );
+        assert_eq!(fleet.centres.len(), 2);
+        assert_eq!(fleet.rejected.len(), 1);
+        let k1 = &fleet.centres[0];
+        assert_eq!((k1.report.fingerprint.as_str(), k1.report.created_at), ("k1", 200));
+        // Its older report saw sequence 9, which its newest is behind.
+        assert_eq!(fleet.newest.get("aaaa"), Some(&9));
+        assert!(k1.flags.contains(&Flag::OutOfDate {
+            publisher: "aaaa".to_owned(),
+            have: Some(7),
+            newest: 9
+        }));
+        assert!(k1.flags.contains(&Flag::NameShared { other: "k2".to_owned() }));
+        // Views 19 days back do not count for the last 14.
+        assert!(k1.flags.contains(&Flag::Unused { days: 14 }));
+        let longer = merge(
+            vec![found(report("Quba", "k1", 200, 7, 5))],
+            FleetOptions {
+                unused_days: 20,
+                ..FleetOptions::default()
+            },
+        );
+        assert_eq!(longer.centres[0].recent_views, 5);
+        assert!(longer.centres[0].flags.is_empty(), "{:?}", longer.centres[0].flags);
+    }
+}

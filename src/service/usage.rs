@@ -281,7 +281,7 @@ mod tests {
         counter.add(5, "a", UseKind::OfflineSave, 1);
         counter.add(6, "b", UseKind::View, 1);
         let mut rows = counter.take();
-        rows.sort_by(|a, b| (a.day, a.kind).cmp(&(b.day, b.kind)));
+        rows.sort_by_key(|r| (r.day, r.kind));
         let flat: Vec<(i64, &str, u8, u64)> = rows
             .iter()
             .map(|r| (r.day, r.lesson.as_str(), r.kind, r.count))
