@@ -151,3 +151,131 @@ async fn promtool_accepts_the_output() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Serves the files of `root` over plain HTTP/1.1, holding back the first blob until `release`
+/// says so, so a sync can be watched while it runs.
+fn stalling_file_server(root: std::path::PathBuf, release: std::sync::mpsc::Receiver<()>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = false;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = first
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            if path.starts_with("blobs/") && !held {
+                held = true;
+                let _ = release.recv();
+            }
+            let response = match std::fs::read(root.join(&path)) {
+                Ok(body) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend(body);
+                    r
+                }
+                Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_sync_and_its_result_show() {
+    use dars::keys::SecretKey;
+    use dars::service::package::{DictionaryChoice, ImportPackageOptions, PublishOptions, publish};
+    use dars::service::sync::SyncOptions;
+    use dars::service::{Progress, scan_folder};
+
+    let work = tempfile::tempdir().expect("work");
+    let src = work.path().join("src");
+    let film = crate::common::pseudo_random_bytes(300_000, 7);
+    crate::common::write_lesson(
+        &src,
+        "film-lesson",
+        &[("index.html", b"<h1>Film</h1>"), ("film.bin", &film)],
+    );
+    let secret = SecretKey::generate().expect("key");
+    let public = secret.public();
+    let mut opts = PublishOptions::new(secret);
+    opts.seq = Some(1);
+    opts.dictionary = DictionaryChoice::Never;
+    let pkg = work.path().join("pkg");
+    publish(scan_folder(&src).expect("scan"), &pkg, &opts, &Progress::new()).expect("publish");
+    let (release, hold) = std::sync::mpsc::channel();
+    let mirror = stalling_file_server(pkg, hold);
+    let url = format!("http://{mirror}/");
+
+    let server = TestServer::start(|_| {}).await;
+    let library = server.library.clone();
+    let upstream = url.clone();
+    let sync = std::thread::spawn(move || {
+        let opts = SyncOptions {
+            package: ImportPackageOptions {
+                trusted: vec![public],
+                allow_downgrade: false,
+            },
+            ..SyncOptions::default()
+        };
+        library.sync_and_record(&upstream, &opts, &Progress::new())
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let running = loop {
+        // Running first shows with no total while the manifests are fetched; the total comes
+        // before the first blob, which the mirror holds back.
+        let text = scrape(&server).await;
+        let now = samples(&text);
+        if get(&now, "dars_import_running{kind=\"sync\"}") == 1.0 && get(&now, "dars_import_total_bytes") > 0.0 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never showed as running:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(get(&running, "dars_import_running{kind=\"import\"}"), 0.0);
+    let total = get(&running, "dars_import_total_bytes");
+    assert!(total >= film.len() as f64, "total {total}");
+    assert!(get(&running, "dars_import_done_bytes") < total);
+    assert_eq!(get(&running, "dars_lessons"), 0.0);
+    release.send(()).expect("release");
+    let report = tokio::task::spawn_blocking(move || sync.join().expect("sync thread"))
+        .await
+        .expect("join");
+    report.expect("sync");
+
+    let after = samples(&scrape(&server).await);
+    assert_eq!(get(&after, "dars_import_running{kind=\"sync\"}"), 0.0);
+    assert_eq!(get(&after, "dars_import_total_bytes"), 0.0);
+    assert_eq!(get(&after, "dars_lessons"), 1.0);
+    assert_eq!(
+        get(&after, &format!("dars_sync_last_success{{upstream=\"{url}\"}}")),
+        1.0
+    );
+    let finished = get(
+        &after,
+        &format!("dars_sync_last_finished_timestamp_seconds{{upstream=\"{url}\"}}"),
+    );
+    assert!(finished > 1.7e9, "{finished}");
+    server.stop().await;
+}
