@@ -1,8 +1,12 @@
 //! Small charts drawn on the server as inline SVG (no JavaScript, no images to fetch): bars per
-//! day, bars per lesson, and a sparkline. Each carries a `<title>` and an `aria-label` that
-//! say in words what it shows, and every bar has its own `<title>` with its figure.
+//! day, bars per lesson, and a sparkline. Each carries a `<title>` and an `aria-label`: the
+//! caller's title (in the page's language) with the total and the highest figure, written in
+//! symbols (Σ, max) that read the same in Azerbaijani, Russian and English; every bar has its
+//! own `<title>` with its figure.
 
 use maud::{Markup, html};
+
+use crate::service::usage::{DayUse, LessonUse};
 
 /// Height of the drawing area of a column chart, in SVG units.
 const HEIGHT: u32 = 60;
@@ -23,12 +27,12 @@ fn scaled(value: u64, max: u64, full: u32) -> u32 {
     u32::try_from(h).unwrap_or(full).min(full)
 }
 
-/// What a series shows, in one sentence, for the chart's title.
+/// What a series shows, for the chart's title: `Views: Σ 15 · max 10 (2026-11-03)`.
 fn summary(title: &str, points: &[(String, u64)]) -> String {
     let total: u64 = points.iter().map(|p| p.1).sum();
     match points.iter().max_by_key(|p| p.1) {
-        Some((label, max)) if *max > 0 => format!("{title}: {total} in all; most {max} ({label})"),
-        _ => format!("{title}: none"),
+        Some((label, max)) if *max > 0 => format!("{title}: Σ {total} · max {max} ({label})"),
+        _ => format!("{title}: 0"),
     }
 }
 
@@ -101,13 +105,38 @@ pub fn sparkline(title: &str, values: &[u64]) -> Markup {
         })
         .collect();
     let total: u64 = values.iter().sum();
-    let label = format!("{title}: {total} in all, most {max} in one day");
+    let label = format!("{title}: Σ {total} · max {max}");
     html! {
         svg.spark xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(label)
             viewBox=(format!("0 -1 {width} {}", height + 2)) width=(width) height=(height + 2) {
             title { (label) }
             polyline points=(points.join(" ")) fill="none" stroke="#2a6f97" stroke-width="1" {}
         }
+    }
+}
+
+/// Usage figures for a console page: views per day as columns, then views and offline saves
+/// per lesson as bars. The titles are the page's, in its language.
+#[derive(Debug, Clone, Copy)]
+pub struct UsageTitles<'a> {
+    pub views_per_day: &'a str,
+    pub views_per_lesson: &'a str,
+    pub saves_per_lesson: &'a str,
+}
+
+pub fn usage(per_day: &[DayUse], totals: &[LessonUse], titles: &UsageTitles<'_>) -> Markup {
+    let days: Vec<(String, u64)> = per_day.iter().map(|d| (d.date.clone(), d.views)).collect();
+    let views: Vec<(String, u64)> = totals.iter().map(|t| (t.lesson.clone(), t.views)).collect();
+    let mut saves: Vec<(String, u64)> = totals
+        .iter()
+        .filter(|t| t.offline_saves > 0)
+        .map(|t| (t.lesson.clone(), t.offline_saves))
+        .collect();
+    saves.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    html! {
+        figure.usage { (columns(titles.views_per_day, &days)) figcaption { (titles.views_per_day) } }
+        figure.usage { (bars(titles.views_per_lesson, &views)) figcaption { (titles.views_per_lesson) } }
+        figure.usage { (bars(titles.saves_per_lesson, &saves)) figcaption { (titles.saves_per_lesson) } }
     }
 }
 
@@ -139,7 +168,7 @@ mod tests {
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("role=\"img\""), "{svg}");
         assert!(
-            svg.contains("<title>Views per day: 15 in all; most 10 (2026-11-03)</title>"),
+            svg.contains("<title>Views per day: Σ 15 · max 10 (2026-11-03)</title>"),
             "{svg}"
         );
         assert_eq!(heights(&svg), vec![0, HEIGHT / 2, HEIGHT]);
@@ -150,9 +179,9 @@ mod tests {
     fn an_empty_or_zero_series_draws_without_dividing_by_zero() {
         let svg = columns("Views", &series(&[0, 0])).into_string();
         assert_eq!(heights(&svg), vec![0, 0]);
-        assert!(svg.contains("<title>Views: none</title>"), "{svg}");
+        assert!(svg.contains("<title>Views: 0</title>"), "{svg}");
         let svg = bars("Lessons", &[]).into_string();
-        assert!(svg.contains("<title>Lessons: none</title>"), "{svg}");
+        assert!(svg.contains("<title>Lessons: 0</title>"), "{svg}");
         let svg = sparkline("Views", &[]).into_string();
         assert!(svg.contains("points=\"\""), "{svg}");
     }
@@ -176,11 +205,48 @@ mod tests {
     }
 
     #[test]
+    fn usage_draws_days_and_lessons() {
+        let per_day = vec![
+            DayUse {
+                date: "2026-11-30".to_owned(),
+                views: 2,
+                offline_saves: 0,
+            },
+            DayUse {
+                date: "2026-12-01".to_owned(),
+                views: 4,
+                offline_saves: 1,
+            },
+        ];
+        let totals = vec![LessonUse {
+            lesson: "fractions".to_owned(),
+            views: 6,
+            offline_saves: 1,
+        }];
+        let titles = UsageTitles {
+            views_per_day: "Baxışlar, gün üzrə",
+            views_per_lesson: "Baxışlar, dərs üzrə",
+            saves_per_lesson: "Oflayn saxlamalar",
+        };
+        let html = usage(&per_day, &totals, &titles).into_string();
+        assert_eq!(html.matches("<svg").count(), 3, "{html}");
+        assert!(
+            html.contains("<title>Baxışlar, gün üzrə: Σ 6 · max 4 (2026-12-01)</title>"),
+            "{html}"
+        );
+        assert!(html.contains("<title>fractions: 6</title>"), "{html}");
+        assert!(
+            html.contains("<title>Oflayn saxlamalar: Σ 1 · max 1 (fractions)</title>"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn a_sparkline_runs_through_every_value() {
         let svg = sparkline("Views, last 3 days", &[0, 10, 5]).into_string();
         assert!(svg.contains("points=\"0,20 4,0 8,10\""), "{svg}");
         assert!(
-            svg.contains("<title>Views, last 3 days: 15 in all, most 10 in one day</title>"),
+            svg.contains("<title>Views, last 3 days: Σ 15 · max 10</title>"),
             "{svg}"
         );
     }
