@@ -21,6 +21,13 @@ async fn two_lessons() -> TestServer {
             ],
         );
         write_lesson(src.path(), "fractions", &[("index.html", b"<h1>Fractions</h1>")]);
+        let deep = write_lesson(src.path(), "deep", &[("pages/start.html", b"<h1>Deep</h1>")]);
+        let toml = std::fs::read_to_string(deep.join("lesson.toml")).expect("toml");
+        std::fs::write(
+            deep.join("lesson.toml"),
+            format!("{toml}entry = \"pages/start.html\"\n"),
+        )
+        .expect("entry");
         import(data, src.path());
     })
     .await
@@ -55,6 +62,9 @@ async fn views_count_entry_pages_answered_200_or_304_and_nothing_else() {
         .expect("conditional");
     assert_eq!(again.status(), 304);
     assert_eq!(get("/lessons/fractions/").await.expect("get").status(), 200);
+    // An entry page in a sub-folder is counted at the redirect to it, not where it is served.
+    assert_eq!(get("/lessons/deep/").await.expect("get").status(), 307);
+    assert_eq!(get("/lessons/deep/pages/start.html").await.expect("get").status(), 200);
     // Not views: the lesson's other files, the entry file by its own path, HEAD, a redirect,
     // unknown lessons, and the home page.
     for (path, status) in [
@@ -72,10 +82,14 @@ async fn views_count_entry_pages_answered_200_or_304_and_nothing_else() {
 
     // Counted in memory: the store has nothing until the flush.
     assert!(stored(server.data.path()).is_empty());
-    assert_eq!(server.library.flush_usage().expect("flush"), 2);
+    assert_eq!(server.library.flush_usage().expect("flush"), 3);
     assert_eq!(
         stored(server.data.path()),
-        vec![("water-cycle".to_owned(), 3, 0), ("fractions".to_owned(), 1, 0)]
+        vec![
+            ("water-cycle".to_owned(), 3, 0),
+            ("deep".to_owned(), 1, 0),
+            ("fractions".to_owned(), 1, 0)
+        ]
     );
     let days = server.library.usage_by_day(today() - 30, today()).expect("by day");
     assert!(days.iter().all(|d| d.day == today()), "{days:?}");
