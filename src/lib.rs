@@ -5,9 +5,11 @@
 //! - [`keys`]: publisher keys (Ed25519), their text forms and fingerprints.
 //! - [`package`]: the signed package format that travels by USB, mirror and peer.
 //! - [`store`]: the SQLite file: schema migrations, content-addressed blobs, the catalogue.
-//! - [`service`]: the operations cli and http share (import, lookup, status, verify).
+//! - [`service`]: the operations cli and http share (import, lookup, status, verify, usage
+//!   figures, field reports).
 //! - [`ui`]: what phone pages and saved files share: the translation table, the profiles script.
-//! - [`http`]: the axum server: lesson files, JSON API, pages, limits, graceful shutdown.
+//! - [`http`]: the axum server: lesson files, JSON API, pages, `/metrics`, SVG charts, limits,
+//!   graceful shutdown.
 //! - [`discovery`]: mDNS announcement and browsing (never fatal).
 //! - [`config`]: settings layered defaults < file < environment < flags.
 //! - [`cli`]: the command line.

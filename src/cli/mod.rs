@@ -11,6 +11,7 @@ macro_rules! say {
 mod output;
 mod packages;
 mod users;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -127,6 +128,32 @@ enum Command {
         #[command(subcommand)]
         command: users::UserCommand,
     },
+    /// Write a signed report of this centre (version, content, health, disk, usage) onto a USB
+    /// stick, into DIR/DARS-REPORTS/
+    Report {
+        /// The stick's folder (its mount point)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Re-hash every blob for the health figure (slow) instead of the quick check
+        #[arg(long)]
+        full: bool,
+    },
+    /// Read the reports of many centres from sticks or folders and show one table: which
+    /// centre is out of date, short of disk or unused
+    Fleet {
+        /// Folders holding reports (a stick's root, its DARS-REPORTS/, or any folder)
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Also write the table as an HTML file
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Flag centres with less free disk than this
+        #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = report::parse_size)]
+        min_free: u64,
+        /// Flag centres with no lesson opened in this many days
+        #[arg(long, value_name = "DAYS", default_value_t = 14, value_parser = clap::value_parser!(u16).range(1..=90))]
+        unused_days: u16,
+    },
     /// Re-read and re-hash everything in the store, or in a package folder when PATH is given;
     /// exits nonzero if anything is damaged
     Verify {
@@ -184,6 +211,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => packages::publish(&src, &key, &out, seq, no_dictionary),
         Command::Status { json } => status(&config, json),
         Command::User { command } => users::run(&config, command),
+        Command::Report { out, full } => report::report(&config, &out, full),
+        Command::Fleet {
+            dirs,
+            html,
+            min_free,
+            unused_days,
+        } => report::fleet(
+            &dirs,
+            html.as_deref(),
+            crate::service::fleet::FleetOptions {
+                min_free_bytes: min_free,
+                unused_days: usize::from(unused_days),
+            },
+        ),
         Command::Verify { path: Some(path) } => packages::verify(&config, &path),
         Command::Verify { path: None } => verify(&config),
     }
@@ -224,9 +265,14 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let schedule = schedule_syncs(config, &library, &stop)?;
         let limits = config.limits();
-        let state = crate::http::AppState::with_console(library, config.console()?);
+        let state = crate::http::AppState::with_console(library.clone(), config.console()?);
         let router = crate::http::router(state, &limits);
         crate::http::serve(listener, router, limits, crate::http::shutdown_signal()).await?;
+        // The usage counts of the last minute; the library writes them when it closes too,
+        // but not before every connection task has let go of it.
+        if let Err(e) = library.flush_usage() {
+            tracing::warn!("usage figures of the last minute were lost: {e}");
+        }
         stop.store(true, std::sync::atomic::Ordering::Release);
         if let Some(handle) = schedule {
             // A sync in progress stops at its next step; its work so far stays stored.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::negotiate::{Coding, RangeRequest, choose_coding, if_range_allows, none_match, parse_range};
 use super::{AppState, HttpError};
 use crate::lesson::{check_relative_path, valid_id};
-use crate::service::BODY_LIMIT;
+use crate::service::{BODY_LIMIT, UseKind};
 use crate::store::{BlobInfo, CHUNK_SIZE, FileHit, Storage, Variant};
 
 /// Lesson files may change with a new version; phones keep them this long before asking.
@@ -40,10 +40,21 @@ pub async fn entry(
     }
     let lesson = id.clone();
     let entry = state.blocking(move |lib| lib.entry_of(&lesson)).await?;
+    let counts = method == Method::GET;
     if entry.contains('/') {
+        // An entry page in a sub-folder is counted here: the page it redirects to is served
+        // as an ordinary file.
+        if counts {
+            state.library().record_use(&id, UseKind::View);
+        }
         return Ok(Redirect::temporary(&format!("/lessons/{id}/{entry}")).into_response());
     }
-    serve_file(state, id, entry, method, headers).await
+    let lesson = id.clone();
+    let response = serve_file(state.clone(), id, entry, method, headers).await?;
+    if counts && matches!(response.status(), StatusCode::OK | StatusCode::NOT_MODIFIED) {
+        state.library().record_use(&lesson, UseKind::View);
+    }
+    Ok(response)
 }
 
 /// `/lessons/{id}/{path}`.

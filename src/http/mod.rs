@@ -3,8 +3,10 @@
 
 pub mod admin;
 mod api;
+pub mod charts;
 mod error;
 mod files;
+mod metrics;
 mod mirror;
 pub mod negotiate;
 mod pages;
@@ -76,6 +78,8 @@ struct Inner {
     /// enough that 500 waiting phones do not open 500 SQLite connections (each with its own
     /// page cache) or 500 threads.
     store_slots: Semaphore,
+    /// Request counters for `/metrics`.
+    metrics: metrics::Metrics,
 }
 
 /// Store reads running at once.
@@ -95,11 +99,13 @@ impl AppState {
     /// The same, with the console's settings from the configuration.
     pub fn with_console(library: Arc<Library>, settings: admin::ConsoleSettings) -> Self {
         library.watch_for_changes();
+        Library::start_usage_flusher(&library, crate::service::usage::FLUSH_EVERY);
         AppState {
             inner: Arc::new(Inner {
                 library,
                 console: admin::Console::new(settings),
                 store_slots: Semaphore::new(STORE_SLOTS),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -116,6 +122,10 @@ impl AppState {
     /// For non-blocking calls only (cache probes); store work goes through `blocking`.
     fn library(&self) -> &Library {
         &self.inner.library
+    }
+
+    fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Runs blocking store work on tokio's blocking pool: the one place sync meets async.
@@ -151,6 +161,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/poster", get(pages::poster))
         .route("/static/{name}", get(pages::script))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/lessons", get(api::list))
         .route("/api/v1/lessons/{id}", get(api::detail))
         .route("/api/v1/search", get(api::search))
@@ -165,6 +176,9 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
             limits.request_timeout,
         ))
         .merge(console)
+        // Outermost, so requests that time out are counted too; still after routing (every
+        // `Router::layer` is), so the matched route is known.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }
 

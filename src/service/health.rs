@@ -23,19 +23,13 @@ pub struct Health {
     pub problems: Vec<String>,
 }
 
-/// Free and total space of the file system holding `path`.
-#[cfg(unix)]
+/// Free and total space of the file system holding `path` (fs4: statvfs on Unix,
+/// GetDiskFreeSpaceExW on Windows, where centres also run dars).
 pub fn disk_space(path: &std::path::Path) -> std::io::Result<Disk> {
-    let stat = rustix::fs::statvfs(path)?;
     Ok(Disk {
-        free: stat.f_bavail.saturating_mul(stat.f_frsize),
-        total: stat.f_blocks.saturating_mul(stat.f_frsize),
+        free: fs4::available_space(path)?,
+        total: fs4::total_space(path)?,
     })
-}
-
-#[cfg(not(unix))]
-pub fn disk_space(_path: &std::path::Path) -> std::io::Result<Disk> {
-    Err(std::io::Error::other("disk space is only read on Unix"))
 }
 
 impl Library {

@@ -4,20 +4,24 @@
 
 pub mod accounts;
 mod cache;
+pub mod fleet;
 mod health;
 mod import;
 pub mod jobs;
 mod lessons;
 mod logins;
 mod media;
+mod monitor;
 pub mod offline;
 pub mod package;
 mod progress;
+pub mod report;
 mod scan;
 mod search;
 pub mod sticks;
 pub mod sync;
 pub mod upload;
+pub mod usage;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -32,9 +36,11 @@ pub use import::{ImportOptions, ImportReport};
 pub use lessons::ConsoleLesson;
 pub use media::{is_compressible, media_type};
 pub use offline::{OfflineFile, OfflineOptions, PackRequest, Separate};
+pub use monitor::Figures;
 pub use progress::{Progress, Snapshot};
 pub use scan::{Scan, scan_folder, scan_memory};
 pub use search::{MAX_RESULTS, SearchHit, SearchQuery, SnippetPart};
+pub use usage::UseKind;
 pub use verify::{Problem, VerifyReport};
 
 use crate::lesson::LessonError;
@@ -129,6 +135,10 @@ pub struct Library {
     /// Saved files made lately (a pack's size is shown before it is downloaded, so the same
     /// file is asked for twice), by the cache generation they were made at.
     saved: quick_cache::sync::Cache<SavedKey, Arc<OfflineFile>, SavedWeight>,
+    /// Usage counts not yet written to the store.
+    usage: usage::Counter,
+    /// The import or sync running now, for monitoring.
+    work: monitor::CurrentWork,
 }
 
 type SavedKey = (u64, PackRequest, OfflineOptions);
@@ -148,6 +158,15 @@ impl quick_cache::Weighter<SavedKey, Arc<OfflineFile>> for SavedWeight {
 
 const SAMPLES_KEY: &str = "samples_loaded";
 
+impl Drop for Library {
+    /// Writes the usage counts still in memory, so a clean stop loses none.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_usage() {
+            tracing::warn!("usage figures of the last minute were lost: {e}");
+        }
+    }
+}
+
 impl Library {
     /// Opens (creating or migrating) the store in `data_dir`.
     /// Lessons stored before search existed are indexed here, once.
@@ -163,6 +182,8 @@ impl Library {
             mirror: std::sync::Mutex::new(None),
             logins: logins::Throttle::default(),
             saved: quick_cache::sync::Cache::with_weighter(64, SAVED_BUDGET, SavedWeight),
+            usage: usage::Counter::default(),
+            work: monitor::CurrentWork::default(),
         })
     }
 
@@ -212,6 +233,7 @@ impl Library {
             return Err(ServiceError::NothingToImport(path.to_path_buf()));
         }
         let _lock = self.writer_lock()?;
+        let _work = self.work.begin("import", progress);
         let report = self
             .pool
             .with(|conn| Ok(import::import_scan(conn, scan, opts, progress)))?;
@@ -263,6 +285,7 @@ impl Library {
     ) -> Result<package::PackageReport, ServiceError> {
         let root = package::locate(path)?;
         let _lock = self.writer_lock()?;
+        let _work = self.work.begin("import", progress);
         let report = self
             .pool
             .with(|conn| Ok(package::import_package(conn, &root, opts, progress)))?;
@@ -278,6 +301,7 @@ impl Library {
         progress: &Progress,
     ) -> Result<sync::SyncReport, ServiceError> {
         let _lock = self.writer_lock()?;
+        let _work = self.work.begin("sync", progress);
         let report = self.pool.with(|conn| Ok(sync::sync(conn, url, opts, progress)))?;
         self.caches.invalidate();
         report
@@ -463,11 +487,7 @@ impl Library {
 
     /// Figures for `dars status`.
     pub fn status(&self) -> Result<Status, ServiceError> {
-        let file_bytes = ["", "-wal"]
-            .iter()
-            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.db_path().display())).ok())
-            .map(|m| m.len())
-            .sum();
+        let file_bytes = self.store_bytes();
         self.pool
             .with(|conn| {
                 let (blobs, raw_bytes, per) = store::blob_stats(conn)?;
@@ -489,5 +509,10 @@ impl Library {
     /// Re-hashes every blob and checks the database; names every lesson file that is damaged.
     pub fn verify(&self, progress: &Progress) -> Result<VerifyReport, ServiceError> {
         Ok(self.pool.with(|conn| verify::verify_store(conn, progress))?)
+    }
+
+    /// The database's quick check and missing blobs, without re-hashing every blob.
+    pub fn quick_check(&self) -> Result<VerifyReport, ServiceError> {
+        Ok(self.pool.with(|conn| verify::quick_check(conn))?)
     }
 }

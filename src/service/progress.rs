@@ -1,12 +1,18 @@
 //! Progress of long work (import, verify), shared as counters: the service updates them and
-//! whoever shows progress (a terminal bar, log lines, the console) reads them.
+//! whoever shows progress (a terminal bar, log lines, the console, `/metrics`) reads them.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Counters of one long operation. Cheap to update from the working thread.
-#[derive(Debug, Default)]
+/// Counters of one long operation. Cheap to update from the working thread; a clone shares
+/// the same counters, so the library can show the progress of work a caller started.
+#[derive(Debug, Default, Clone)]
 pub struct Progress {
+    inner: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
     total_bytes: AtomicU64,
     done_bytes: AtomicU64,
     total_items: AtomicU64,
@@ -30,31 +36,36 @@ impl Progress {
     }
 
     pub fn set_totals(&self, items: u64, bytes: u64) {
-        self.total_items.store(items, Ordering::Relaxed);
-        self.total_bytes.store(bytes, Ordering::Relaxed);
+        self.inner.total_items.store(items, Ordering::Relaxed);
+        self.inner.total_bytes.store(bytes, Ordering::Relaxed);
     }
 
     pub fn add_bytes(&self, bytes: u64) {
-        self.done_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.inner.done_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn item_done(&self) {
-        self.done_items.fetch_add(1, Ordering::Relaxed);
+        self.inner.done_items.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_current(&self, what: &str) {
-        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         current.clear();
         current.push_str(what);
     }
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            total_bytes: self.total_bytes.load(Ordering::Relaxed),
-            done_bytes: self.done_bytes.load(Ordering::Relaxed),
-            total_items: self.total_items.load(Ordering::Relaxed),
-            done_items: self.done_items.load(Ordering::Relaxed),
+            total_bytes: self.inner.total_bytes.load(Ordering::Relaxed),
+            done_bytes: self.inner.done_bytes.load(Ordering::Relaxed),
+            total_items: self.inner.total_items.load(Ordering::Relaxed),
+            done_items: self.inner.done_items.load(Ordering::Relaxed),
             current: self
+                .inner
                 .current
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)

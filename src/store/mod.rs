@@ -6,6 +6,7 @@ mod blobs;
 mod catalogue;
 mod schema;
 mod search;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -32,6 +33,7 @@ pub use catalogue::{
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 pub use search::{Found, index_missing, search_index};
+pub use usage::{UsageRow, add_usage, usage_between};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]

@@ -153,6 +153,17 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM lesson_text WHERE lesson = old.rowid;
     END;
     ",
+    // 6: usage figures, with nothing personal: how often each lesson was opened (kind 0)
+    // and saved for offline use (kind 1) on each day (days since 1970-01-01, UTC).
+    r"
+    CREATE TABLE usage (
+        day INTEGER NOT NULL,
+        lesson TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (day, lesson, kind)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -246,15 +246,24 @@ fn a_missing_config_file_fails_clearly() {
 }
 
 /// A running `dars serve`; killed if the test fails before stopping it.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
+    /// The log lines after the one naming the address, as they come.
+    log: mpsc::Receiver<String>,
 }
 
 impl Served {
     /// Starts `dars serve` on port 0 and reads the bound address from its log as it streams.
-    fn start(data: &Path) -> Served {
-        let mut child = dars()
+    pub(crate) fn start(data: &Path) -> Served {
+        Served::start_with(data, |_| {})
+    }
+
+    /// The same, with more settings (environment, global flags) given by `extra`.
+    pub(crate) fn start_with(data: &Path, extra: impl FnOnce(&mut Command)) -> Served {
+        let mut cmd = dars();
+        extra(&mut cmd);
+        let mut child = cmd
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -273,12 +282,13 @@ impl Served {
         let mut served = Served {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log: rx,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut log = Vec::new();
         while served.addr.port() == 0 {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match served.log.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = bound_address(&line) {
                         assert!(line.contains("serving lessons from"), "{line}");
@@ -292,7 +302,21 @@ impl Served {
         served
     }
 
-    fn terminate(mut self) -> ExitStatus {
+    /// The first log line that `wanted` accepts, waiting up to 30 s for it.
+    pub(crate) fn log_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no such log line ({e}); log so far:\n{}", seen.join("\n")),
+            }
+        }
+    }
+
+    pub(crate) fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(sent.success());
@@ -319,7 +343,7 @@ fn bound_address(line: &str) -> Option<SocketAddr> {
 }
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(

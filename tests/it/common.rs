@@ -40,6 +40,8 @@ pub fn content_dir() -> PathBuf {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data: TempDir,
+    /// The library the server serves, shared with the test.
+    pub library: std::sync::Arc<Library>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -57,9 +59,9 @@ impl TestServer {
     ) -> TestServer {
         let data = tempfile::tempdir().expect("tempdir");
         fill(data.path());
-        let library = Library::open(data.path()).expect("open");
+        let library = std::sync::Arc::new(Library::open(data.path()).expect("open"));
         let limits = dars::http::Limits::default();
-        let state = dars::http::AppState::with_console(std::sync::Arc::new(library), console);
+        let state = dars::http::AppState::with_console(library.clone(), console);
         let router = dars::http::router(state, &limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -70,6 +72,7 @@ impl TestServer {
         TestServer {
             addr,
             data,
+            library,
             shutdown: Some(tx),
             task: Some(task),
         }
