@@ -79,6 +79,7 @@ impl AppState {
     /// The same, for a library that other parts of the server (the sync schedule) also use.
     pub fn shared(library: Arc<Library>) -> Self {
         library.watch_for_changes();
+        library.make_variants_in_background();
         AppState {
             inner: Arc::new(Inner {
                 library,

@@ -9,6 +9,7 @@ pub mod package;
 mod progress;
 mod scan;
 pub mod sync;
+mod variants;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,8 @@ pub struct Status {
     /// (encoding, blobs, stored bytes)
     pub stored: Vec<(String, u64, u64)>,
     pub file_bytes: u64,
+    /// Text blobs whose gzip variant is still to be made (by `dars serve`, in the background).
+    pub gzip_pending: u64,
     /// (fingerprint, public key, latest sequence installed)
     pub publishers: Vec<(String, String, u64)>,
     /// The last result of each scheduled sync.
@@ -99,6 +102,8 @@ pub struct Library {
     caches: Arc<cache::Caches>,
     /// The package this store serves at /mirror/, with the cache generation it was made at.
     mirror: std::sync::Mutex<Option<(u64, Arc<package::Plan>)>>,
+    /// Wakes the background maker of gzip variants (see `variants`).
+    wakeup: Arc<variants::Wakeup>,
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
@@ -110,6 +115,7 @@ impl Library {
             pool: Pool::open(data_dir)?,
             caches: Arc::new(cache::Caches::new()),
             mirror: std::sync::Mutex::new(None),
+            wakeup: Arc::default(),
         })
     }
 
@@ -349,6 +355,9 @@ impl Library {
         if let Some(body) = self.caches.body(info.hash, variant) {
             return Ok(body);
         }
+        if variant == Variant::Gzip && info.storage == store::Storage::Text && !info.has_gzip() {
+            return self.gzip_on_the_fly(info);
+        }
         let bytes = self.pool.with(|conn| match (info.storage, variant) {
             (store::Storage::Text, Variant::Raw) => store::read_raw(conn, info),
             _ => store::read_variant(conn, info.hash, variant, 0..info.variant_len(variant)),
@@ -396,6 +405,7 @@ impl Library {
                     raw_bytes,
                     stored: per.into_iter().map(|(v, n, b)| (v.name().to_owned(), n, b)).collect(),
                     file_bytes,
+                    gzip_pending: store::count_missing_gzip(conn)?,
                     publishers: store::publishers(conn)?,
                     syncs: store::sync_results(conn)?,
                 })
