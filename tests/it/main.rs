@@ -9,3 +9,4 @@ mod import;
 mod mdns;
 mod packages;
 mod sync;
+mod variants;
