@@ -127,16 +127,17 @@ pub fn current_digest(conn: &Connection, id: &str) -> Result<Option<[u8; 32]>> {
 }
 
 /// Makes `lesson` the visible version of its id, replacing any older one. Call inside a
-/// transaction: the old version's files go with it, so readers see old or new, never a mix.
+/// transaction, so readers see old or new, never a mix. An older version keeps its row and the
+/// rows of its files that did not change: an update that edits a few files of a lesson
+/// rewrites only their rows (and index entries), not the whole lesson's.
 pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
     let meta = &lesson.meta;
-    conn.execute("DELETE FROM lessons WHERE id = ?1", [&meta.id])?;
     let total: u64 = lesson.files.iter().map(|f| f.size).sum();
-    conn.prepare_cached(
-        "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT rowid FROM lessons WHERE id = ?1")?
+        .query_row([&meta.id], |r| r.get(0))
+        .optional()?;
+    let values = params![
         meta.id,
         meta.title,
         meta.language,
@@ -150,12 +151,51 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         &lesson.digest()[..],
         total,
         now_secs(),
-    ])?;
-    let rowid = conn.last_insert_rowid();
-    let mut stmt =
+    ];
+    let rowid = match existing {
+        Some(rowid) => {
+            conn.prepare_cached(
+                "UPDATE lessons SET title = ?2, language = ?3, grade = ?4, subject = ?5, summary = ?6, entry = ?7,
+                 sort_order = ?8, origin = ?9, seq = ?10, digest = ?11, total_size = ?12, imported_at = ?13
+                 WHERE rowid = ?14",
+            )?
+            .execute(rusqlite::params_from_iter(
+                values.iter().copied().chain([&rowid as &dyn rusqlite::ToSql]),
+            ))?;
+            rowid
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(values)?;
+            conn.last_insert_rowid()
+        }
+    };
+    let mut old: std::collections::HashMap<String, (Vec<u8>, u64, String)> = conn
+        .prepare_cached("SELECT path, hash, size, media_type FROM files WHERE lesson = ?1")?
+        .query_map([rowid], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert =
         conn.prepare_cached("INSERT INTO files (lesson, path, hash, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut update =
+        conn.prepare_cached("UPDATE files SET hash = ?3, size = ?4, media_type = ?5 WHERE lesson = ?1 AND path = ?2")?;
     for file in &lesson.files {
-        stmt.execute(params![rowid, file.path, &file.hash.0[..], file.size, file.media_type])?;
+        let args = params![rowid, file.path, &file.hash.0[..], file.size, file.media_type];
+        match old.remove(&file.path) {
+            Some((hash, size, media)) if hash == file.hash.0 && size == file.size && media == file.media_type => {}
+            Some(_) => {
+                update.execute(args)?;
+            }
+            None => {
+                insert.execute(args)?;
+            }
+        }
+    }
+    let mut delete = conn.prepare_cached("DELETE FROM files WHERE lesson = ?1 AND path = ?2")?;
+    for path in old.keys() {
+        delete.execute(params![rowid, path])?;
     }
     Ok(())
 }
@@ -545,6 +585,51 @@ mod tests {
         // A duplicate is success and stores nothing.
         put_manifest(&conn, "k", 40, "pub", &texts[39], b"sig40").expect("again");
         assert_eq!(stored_bytes(&conn).0, 40);
+    }
+
+    fn lesson_with(files: &[(&str, u8)]) -> NewLesson {
+        NewLesson {
+            meta: LessonMeta {
+                id: "l".to_owned(),
+                title: "T".to_owned(),
+                language: "az".to_owned(),
+                grade: 3,
+                subject: "S".to_owned(),
+                summary: String::new(),
+                entry: "index.html".to_owned(),
+                order: 0,
+            },
+            origin: Origin::Local,
+            seq: 0,
+            files: files
+                .iter()
+                .map(|(path, n)| FileEntry {
+                    path: (*path).to_owned(),
+                    hash: Hash([*n; 32]),
+                    size: u64::from(*n),
+                    media_type: "text/html".to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_new_version_rewrites_only_the_rows_of_files_that_changed() {
+        let conn = db();
+        conn.pragma_update(None, "foreign_keys", "OFF").expect("no blobs here");
+        let v1 = lesson_with(&[("index.html", 1), ("a.css", 2), ("old.txt", 3), ("same.svg", 4)]);
+        replace_lesson(&conn, &v1).expect("v1");
+        let v2 = lesson_with(&[("index.html", 9), ("a.css", 2), ("new.txt", 5), ("same.svg", 4)]);
+        let before = conn.total_changes();
+        replace_lesson(&conn, &v2).expect("v2");
+        // The lesson row, one file updated, one deleted, one inserted; two untouched.
+        assert_eq!(conn.total_changes() - before, 4);
+        let files = files_of(&conn, "l").expect("files");
+        let mut want = v2.files.clone();
+        want.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(files, want);
+        assert_eq!(current_digest(&conn, "l").expect("digest"), Some(v2.digest()));
+        assert_eq!(count_lessons(&conn).expect("count"), 1);
     }
 
     #[test]
