@@ -369,9 +369,15 @@ def cmd_diff(a) -> None:
     l1 = {l["id"]: l for l in m1["lessons"]}
     changed_lessons = [l["id"] for l in m2["lessons"] if l["id"] not in l1 or
                        [(f["path"], f["hash"]) for f in l["files"]] != [(f["path"], f["hash"]) for f in l1[l["id"]]["files"]]]
+    # The changed lessons' blobs as they are in v2's package (each distinct content once):
+    # what "the lessons that changed" weigh, the reference for the update target.
+    changed_set = set(changed_lessons)
+    lesson_blobs = {f["hash"]: f for l in m2["lessons"] if l["id"] in changed_set for f in l["files"]}
     res = dict(
         v1_lessons=len(m1["lessons"]), v2_lessons=len(m2["lessons"]),
         changed_lessons=changed_lessons,
+        changed_lesson_bytes=sum(f["stored_size"] for f in lesson_blobs.values()),
+        changed_lesson_blobs=len(lesson_blobs),
         new_blobs=len(new),
         changed_bytes=sum(f["stored_size"] for f in new.values()),
         changed_raw_bytes=sum(f["size"] for f in new.values()),
@@ -586,6 +592,15 @@ def cmd_strace(a) -> None:
 
 
 # ------------------------------------------------------------------ sqlite page counts
+def manifest_rows(c) -> tuple:
+    """(manifests kept, bytes of their stored texts): schema 4 keeps texts (deltas) apart."""
+    tables = {r[0] for r in c.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    n = c.execute("SELECT count(*) FROM manifests").fetchone()[0]
+    if "manifest_texts" in tables:
+        return (n, c.execute("SELECT coalesce(sum(length(data)), 0) FROM manifest_texts").fetchone()[0])
+    return (n, c.execute("SELECT coalesce(sum(length(manifest)), 0) FROM manifests").fetchone()[0])
+
+
 def cmd_sqlite(a) -> None:
     db = os.path.join(a.store, "dars.sqlite")
     res = dict(db_bytes=os.path.getsize(db) if os.path.exists(db) else 0,
@@ -598,16 +613,76 @@ def cmd_sqlite(a) -> None:
                    autocheckpoint=c.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
                    blobs=c.execute("SELECT count(*) FROM blobs").fetchone()[0],
                    lessons=c.execute("SELECT count(*) FROM lessons").fetchone()[0],
-                   manifests=c.execute("SELECT count(*), coalesce(sum(length(manifest)), 0) FROM manifests").fetchone(),
+                   manifests=manifest_rows(c),
                    files=c.execute("SELECT count(*) FROM files").fetchone()[0],
                    lessons_by_seq=dict(c.execute("SELECT seq, count(*) FROM lessons GROUP BY seq").fetchall()))
         c.close()
     write_json(a.out, res)
 
 
+# ------------------------------------------------------------------ gzip variants after an import
+def pending_gzip(dars: str, store: str) -> int:
+    out = subprocess.run([dars, "--data", store, "status", "--json"], check=True, capture_output=True).stdout
+    return int(json.loads(out).get("gzip_pending", 0))
+
+
+def cmd_variants(a) -> None:
+    """Time `dars serve`'s background worker until every gzip variant of the store is made.
+
+    The server runs in a private network namespace (only its own loopback: nothing reaches
+    the machine's network, mDNS included), listening on port 0; its /proc/PID/io is read
+    when `dars status` says no variant is left, then it is stopped with SIGTERM."""
+    t0 = time.perf_counter()
+    before = pending_gzip(a.dars, a.store)
+    res = dict(pending_before=before)
+    if before == 0:
+        res.update(wall=0.0, io={}, user=0.0, sys=0.0)
+        write_json(a.json, res)
+        return
+    log = open(a.log, "wb") if a.log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" --data "$1" serve --listen 127.0.0.1:0',
+         a.dars, a.store], stdout=log, stderr=subprocess.STDOUT)
+    io, left, polls = {}, before, 0
+    try:
+        while True:
+            time.sleep(a.interval)
+            polls += 1
+            v = read_io(proc.pid)
+            if v:
+                io = v
+            if proc.poll() is not None:
+                raise SystemExit(f"dars serve exited ({proc.returncode}) with {left} variants left; see {a.log}")
+            left = pending_gzip(a.dars, a.store)
+            if left == 0:
+                break
+            if time.perf_counter() - t0 > a.timeout:
+                raise SystemExit(f"{left} of {before} variants still missing after {a.timeout} s")
+        wall = time.perf_counter() - t0
+        v = read_io(proc.pid)
+        if v:
+            io = v
+        with open(f"/proc/{proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tck = os.sysconf("SC_CLK_TCK")
+        res.update(wall=wall, io=io, user=int(fields[11]) / tck, sys=int(fields[12]) / tck, polls=polls)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    write_json(a.json, res)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd_name", required=True)
+    s = sub.add_parser("variants")
+    s.add_argument("--dars", required=True)
+    s.add_argument("--store", required=True)
+    s.add_argument("--json", required=True)
+    s.add_argument("--log")
+    s.add_argument("--interval", type=float, default=0.1)
+    s.add_argument("--timeout", type=float, default=1800)
+    s.set_defaults(fn=cmd_variants)
     s = sub.add_parser("sizes")
     s.add_argument("--corpus", required=True)
     s.add_argument("--cache")

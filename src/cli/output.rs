@@ -128,6 +128,12 @@ pub fn print_status(status: &Status) {
         say!("  {encoding:<9} {blobs:>7} blobs {:>10} stored", human_bytes(*bytes));
     }
     say!("database size:  {}", human_bytes(status.file_bytes));
+    if status.gzip_pending > 0 {
+        say!(
+            "gzip variants:  {} text files still to compress (dars serve does it in the background)",
+            status.gzip_pending
+        );
+    }
     for (fingerprint, _, seq) in &status.publishers {
         say!("publisher:      {fingerprint} (sequence {seq})");
     }

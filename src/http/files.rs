@@ -177,9 +177,19 @@ pub(super) async fn respond(
         Coding::Gzip => (Variant::Gzip, "-gz", Some("gzip")),
         Coding::Identity => (Variant::Raw, "", None),
     };
+    // Text imported moments ago may not have its stored gzip variant yet: it is made now,
+    // byte for byte what the background worker stores (see service::variants).
+    let fresh = if variant == Variant::Gzip && !blob.has_gzip() {
+        Some(match state.library().cached_body(blob.hash, variant) {
+            Some(body) => body,
+            None => state.blocking(move |lib| lib.body(&blob, Variant::Gzip)).await?,
+        })
+    } else {
+        None
+    };
     let rep = Representation {
         etag: format!("\"{}{suffix}\"", blob.hash.short()),
-        len: blob.variant_len(variant),
+        len: fresh.as_ref().map_or(blob.variant_len(variant), |b| b.len() as u64),
         media_type: hit.media_type,
         content_encoding,
         vary: blob.storage == Storage::Text,
@@ -188,7 +198,10 @@ pub(super) async fn respond(
     match prepare(&rep, method, headers)? {
         Prepared::Done(response) => Ok(response),
         Prepared::Send(status, range, out) => {
-            let body = body(state, blob, variant, range).await?;
+            let body = match fresh {
+                Some(whole) => Body::from(whole.slice(to_usize(range.start)..to_usize(range.end))),
+                None => body(state, blob, variant, range).await?,
+            };
             let mut response = (status, out).into_response();
             *response.body_mut() = body;
             Ok(response)

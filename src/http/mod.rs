@@ -100,6 +100,7 @@ impl AppState {
     pub fn with_console(library: Arc<Library>, settings: admin::ConsoleSettings) -> Self {
         library.watch_for_changes();
         Library::start_usage_flusher(&library, crate::service::usage::FLUSH_EVERY);
+        library.make_variants_in_background();
         AppState {
             inner: Arc::new(Inner {
                 library,

@@ -22,6 +22,7 @@ pub mod sticks;
 pub mod sync;
 pub mod upload;
 pub mod usage;
+mod variants;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -117,6 +118,8 @@ pub struct Status {
     /// (encoding, blobs, stored bytes)
     pub stored: Vec<(String, u64, u64)>,
     pub file_bytes: u64,
+    /// Text blobs whose gzip variant is still to be made (by `dars serve`, in the background).
+    pub gzip_pending: u64,
     /// (fingerprint, public key, latest sequence installed)
     pub publishers: Vec<(String, String, u64)>,
     /// The last result of each scheduled sync.
@@ -139,6 +142,8 @@ pub struct Library {
     usage: usage::Counter,
     /// The import or sync running now, for monitoring.
     work: monitor::CurrentWork,
+    /// Wakes the background maker of gzip variants (see `variants`).
+    wakeup: Arc<variants::Wakeup>,
 }
 
 type SavedKey = (u64, PackRequest, OfflineOptions);
@@ -184,6 +189,7 @@ impl Library {
             saved: quick_cache::sync::Cache::with_weighter(64, SAVED_BUDGET, SavedWeight),
             usage: usage::Counter::default(),
             work: monitor::CurrentWork::default(),
+            wakeup: Arc::default(),
         })
     }
 
@@ -442,6 +448,9 @@ impl Library {
         if let Some(body) = self.caches.body(info.hash, variant) {
             return Ok(body);
         }
+        if variant == Variant::Gzip && info.storage == store::Storage::Text && !info.has_gzip() {
+            return self.gzip_on_the_fly(info);
+        }
         let bytes = self.pool.with(|conn| match (info.storage, variant) {
             (store::Storage::Text, Variant::Raw) => store::read_raw(conn, info),
             _ => store::read_variant(conn, info.hash, variant, 0..info.variant_len(variant)),
@@ -499,6 +508,7 @@ impl Library {
                     raw_bytes,
                     stored: per.into_iter().map(|(v, n, b)| (v.name().to_owned(), n, b)).collect(),
                     file_bytes,
+                    gzip_pending: store::count_missing_gzip(conn)?,
                     publishers: store::publishers(conn)?,
                     syncs: store::sync_results(conn)?,
                 })

@@ -127,6 +127,12 @@ impl BlobInfo {
             Variant::Gzip => self.gzip_size,
         }
     }
+
+    /// Whether the gzip variant of this text is stored yet. A package import stores text as
+    /// zstd only; the gzip variant follows in the background (`missing_gzip`, `put_gzip`).
+    pub fn has_gzip(&self) -> bool {
+        self.storage == Storage::Text && self.gzip_size > 0
+    }
 }
 
 /// A blob made ready for writing: hashing and compression done, outside any transaction.
@@ -135,7 +141,7 @@ pub struct StoredBlob {
     pub hash: Hash,
     pub size: u64,
     pub storage: Storage,
-    /// For `Raw`: one entry. For `Text`: zstd then gzip.
+    /// For `Raw`: one entry. For `Text`: zstd, then gzip unless it is to be made later.
     pub variants: Vec<(Variant, Vec<u8>)>,
     /// The dictionary the zstd variant was made with (0: none).
     pub dict_id: u32,
@@ -267,6 +273,45 @@ pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
     for (variant, bytes) in &blob.variants {
         insert_chunks(conn, blob.hash, *variant, 0, bytes)?;
     }
+    Ok(true)
+}
+
+/// Up to `limit` complete text blobs whose gzip variant is not stored yet, in the order they
+/// were added, starting after store row `after` (pass 0 first, then the last `.0` seen).
+pub fn missing_gzip(conn: &Connection, after: i64, limit: usize) -> Result<Vec<(i64, BlobInfo)>> {
+    let sql = format!(
+        "SELECT b.rowid, {BLOB_COLUMNS} FROM blobs b
+         WHERE b.rowid > ?1 AND b.storage = 1 AND b.complete = 1 AND b.gzip_size IS NULL
+         ORDER BY b.rowid LIMIT ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after, i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+        Ok((row.get(0)?, blob_from_row(row, 1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many complete text blobs still lack their gzip variant (for `dars status`).
+pub fn count_missing_gzip(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM blobs WHERE storage = 1 AND complete = 1 AND gzip_size IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Stores the gzip variant `gz` of text blob `hash` in the caller's transaction. Returns
+/// false when there is nothing to do: the blob is gone, is not text, or has one already.
+pub fn put_gzip(conn: &Connection, hash: Hash, gz: &[u8]) -> Result<bool> {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE blobs SET gzip_size = ?2 WHERE hash = ?1 AND storage = 1 AND complete = 1 AND gzip_size IS NULL",
+        )?
+        .execute(params![&hash.0[..], gz.len() as u64])?;
+    if updated == 0 {
+        return Ok(false);
+    }
+    insert_chunks(conn, hash, Variant::Gzip, 0, gz)?;
     Ok(true)
 }
 
@@ -518,6 +563,9 @@ pub fn verify_blob(conn: &Connection, info: &BlobInfo) -> Result<Option<String>>
             };
             if let Some(problem) = check("zstd variant", &raw) {
                 return Ok(Some(problem));
+            }
+            if !info.has_gzip() {
+                return Ok(None);
             }
             let gz = match read_variant(conn, info.hash, Variant::Gzip, 0..info.gzip_size) {
                 Ok(gz) => gz,

@@ -127,16 +127,17 @@ pub fn current_digest(conn: &Connection, id: &str) -> Result<Option<[u8; 32]>> {
 }
 
 /// Makes `lesson` the visible version of its id, replacing any older one. Call inside a
-/// transaction: the old version's files go with it, so readers see old or new, never a mix.
+/// transaction, so readers see old or new, never a mix. An older version keeps its row and the
+/// rows of its files that did not change: an update that edits a few files of a lesson
+/// rewrites only their rows (and index entries), not the whole lesson's.
 pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
     let meta = &lesson.meta;
-    conn.execute("DELETE FROM lessons WHERE id = ?1", [&meta.id])?;
     let total: u64 = lesson.files.iter().map(|f| f.size).sum();
-    conn.prepare_cached(
-        "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT rowid FROM lessons WHERE id = ?1")?
+        .query_row([&meta.id], |r| r.get(0))
+        .optional()?;
+    let values = params![
         meta.id,
         meta.title,
         meta.language,
@@ -150,12 +151,51 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         &lesson.digest()[..],
         total,
         now_secs(),
-    ])?;
-    let rowid = conn.last_insert_rowid();
-    let mut stmt =
+    ];
+    let rowid = match existing {
+        Some(rowid) => {
+            conn.prepare_cached(
+                "UPDATE lessons SET title = ?2, language = ?3, grade = ?4, subject = ?5, summary = ?6, entry = ?7,
+                 sort_order = ?8, origin = ?9, seq = ?10, digest = ?11, total_size = ?12, imported_at = ?13
+                 WHERE rowid = ?14",
+            )?
+            .execute(rusqlite::params_from_iter(
+                values.iter().copied().chain([&rowid as &dyn rusqlite::ToSql]),
+            ))?;
+            rowid
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(values)?;
+            conn.last_insert_rowid()
+        }
+    };
+    let mut old: std::collections::HashMap<String, (Vec<u8>, u64, String)> = conn
+        .prepare_cached("SELECT path, hash, size, media_type FROM files WHERE lesson = ?1")?
+        .query_map([rowid], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert =
         conn.prepare_cached("INSERT INTO files (lesson, path, hash, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut update =
+        conn.prepare_cached("UPDATE files SET hash = ?3, size = ?4, media_type = ?5 WHERE lesson = ?1 AND path = ?2")?;
     for file in &lesson.files {
-        stmt.execute(params![rowid, file.path, &file.hash.0[..], file.size, file.media_type])?;
+        let args = params![rowid, file.path, &file.hash.0[..], file.size, file.media_type];
+        match old.remove(&file.path) {
+            Some((hash, size, media)) if hash == file.hash.0 && size == file.size && media == file.media_type => {}
+            Some(_) => {
+                update.execute(args)?;
+            }
+            None => {
+                insert.execute(args)?;
+            }
+        }
+    }
+    let mut delete = conn.prepare_cached("DELETE FROM files WHERE lesson = ?1 AND path = ?2")?;
+    for path in old.keys() {
+        delete.execute(params![rowid, path])?;
     }
     // In the same transaction, so search shows exactly the lessons that are visible.
     super::search::index_lesson(conn, rowid, &meta.title, &meta.summary, &meta.entry, &lesson.files)
@@ -293,7 +333,13 @@ pub fn collect_garbage(conn: &Connection, grace_secs: i64) -> Result<usize> {
     )?)
 }
 
-/// Keeps a publisher's signed manifest exactly as received (a duplicate is success).
+/// A manifest text is stored as a delta against the publisher's previous one up to this
+/// many deltas deep; the next is stored whole, so reading one never decodes a long chain.
+const MAX_DEPTH: i64 = 32;
+
+/// Keeps a publisher's signed manifest exactly as received (a duplicate is success). The
+/// text is stored as zstd with the publisher's latest stored text as its dictionary: a new
+/// sequence that changes a few lessons costs a few kilobytes, not the whole manifest.
 pub fn put_manifest(
     conn: &Connection,
     key: &str,
@@ -302,48 +348,124 @@ pub fn put_manifest(
     manifest: &[u8],
     signature: &[u8],
 ) -> Result<()> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM manifests WHERE key = ?1 AND seq = ?2")?
+        .exists(params![key, seq])?;
+    if exists {
+        return Ok(());
+    }
+    let latest: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT m.text, t.depth FROM manifests m JOIN manifest_texts t ON t.id = m.text
+             WHERE m.key = ?1 ORDER BY m.seq DESC LIMIT 1",
+        )?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let base = match latest {
+        Some((id, depth)) if depth < MAX_DEPTH => Some((id, depth, manifest_text(conn, id)?)),
+        _ => None,
+    };
+    let (base_id, depth, data) = match &base {
+        Some((id, depth, text)) => (Some(*id), depth + 1, compress_manifest(manifest, Some(text))),
+        None => (None, 0, compress_manifest(manifest, None)),
+    };
+    conn.prepare_cached("INSERT INTO manifest_texts (base, depth, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![base_id, depth, data])?;
+    let text = conn.last_insert_rowid();
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO manifests (key, seq, publisher, manifest, signature, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO manifests (key, seq, publisher, text, signature, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![
-        key,
-        seq,
-        publisher,
-        compress_manifest(manifest),
-        signature,
-        now_secs()
-    ])?;
+    .execute(params![key, seq, publisher, text, signature, now_secs()])?;
     Ok(())
 }
 
 /// A stored signed manifest: (manifest bytes exactly as signed, signature bytes).
 pub fn get_manifest(conn: &Connection, key: &str, seq: u64) -> Result<(Vec<u8>, Vec<u8>)> {
-    let (stored, signature): (Vec<u8>, Vec<u8>) = conn
-        .prepare_cached("SELECT manifest, signature FROM manifests WHERE key = ?1 AND seq = ?2")?
+    let (text, signature): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT text, signature FROM manifests WHERE key = ?1 AND seq = ?2")?
         .query_row(params![key, seq], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or(StoreError::NotFound)?;
-    Ok((
-        expand_manifest(&stored).map_err(|e| StoreError::Corrupt(format!("manifest {key}-{seq}"), e))?,
-        signature,
-    ))
+    Ok((manifest_text(conn, text)?, signature))
+}
+
+/// The bytes of stored manifest text `id`, decoding its chain of deltas from the whole text
+/// at its root.
+fn manifest_text(conn: &Connection, id: i64) -> Result<Vec<u8>> {
+    let mut chain = Vec::new();
+    let mut next = Some(id);
+    let mut stmt = conn.prepare_cached("SELECT base, data FROM manifest_texts WHERE id = ?1")?;
+    while let Some(at) = next {
+        let (base, data): (Option<i64>, Vec<u8>) = stmt
+            .query_row([at], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt(format!("manifest text {at}"), "it is missing".to_owned()))?;
+        chain.push((at, data));
+        next = base;
+        if chain.len() as i64 > MAX_DEPTH + 1 {
+            return Err(StoreError::Corrupt(
+                format!("manifest text {id}"),
+                "its chain is too long".to_owned(),
+            ));
+        }
+    }
+    let mut text: Option<Vec<u8>> = None;
+    for (at, data) in chain.into_iter().rev() {
+        text = Some(
+            expand_manifest(&data, text.as_deref())
+                .map_err(|e| StoreError::Corrupt(format!("manifest text {at}"), e))?,
+        );
+    }
+    text.ok_or(StoreError::NotFound)
 }
 
 /// zstd frames start with these bytes; a JSON manifest never does.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Manifests are compressed at this zstd level: they are small next to the blobs.
+const MANIFEST_LEVEL: i32 = 9;
 
-/// Manifests are large JSON (megabytes for a big package) and compress tenfold; the bytes
-/// come back exactly as signed.
-fn compress_manifest(manifest: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(manifest, 9).unwrap_or_else(|_| manifest.to_vec())
+/// Manifests are large JSON (megabytes for a big package) and compress tenfold; against
+/// the previous text of the same publisher (`base`, a raw zstd dictionary) a hundredfold.
+/// The bytes come back exactly as signed.
+fn compress_manifest(manifest: &[u8], base: Option<&[u8]>) -> Vec<u8> {
+    let packed = match base {
+        None => zstd::bulk::compress(manifest, MANIFEST_LEVEL),
+        Some(base) => delta_compress(manifest, base),
+    };
+    packed.unwrap_or_else(|_| manifest.to_vec())
 }
 
-fn expand_manifest(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+fn delta_compress(manifest: &[u8], base: &[u8]) -> std::io::Result<Vec<u8>> {
+    use zstd::stream::raw::CParameter;
+    let mut compressor = zstd::bulk::Compressor::with_dictionary(MANIFEST_LEVEL, base)?;
+    // The window must reach back over the whole base, as for `zstd --patch-from`.
+    compressor.set_parameter(CParameter::WindowLog(window_log(base.len() + manifest.len())))?;
+    compressor.set_parameter(CParameter::EnableLongDistanceMatching(true))?;
+    compressor.compress(manifest)
+}
+
+/// The smallest zstd window (as a power of two) covering `len` bytes, within zstd's limits.
+fn window_log(len: usize) -> u32 {
+    (usize::BITS - len.max(1).leading_zeros()).clamp(20, 30)
+}
+
+fn expand_manifest(stored: &[u8], base: Option<&[u8]>) -> std::result::Result<Vec<u8>, String> {
     if !stored.starts_with(&ZSTD_MAGIC) {
         return Ok(stored.to_vec());
     }
-    zstd::stream::decode_all(stored).map_err(|e| format!("cannot decompress: {e}"))
+    let mut out = Vec::new();
+    let result = match base {
+        None => zstd::stream::read::Decoder::new(stored).and_then(|mut d| {
+            d.window_log_max(30)?;
+            std::io::Read::read_to_end(&mut d, &mut out)
+        }),
+        Some(base) => zstd::stream::read::Decoder::with_dictionary(stored, base).and_then(|mut d| {
+            d.window_log_max(30)?;
+            std::io::Read::read_to_end(&mut d, &mut out)
+        }),
+    };
+    result.map_err(|e| format!("cannot decompress: {e}"))?;
+    Ok(out)
 }
 
 /// The highest sequence number installed from publisher `key`.
@@ -361,13 +483,22 @@ pub fn publishers(conn: &Connection) -> Result<Vec<(String, String, u64)>> {
 }
 
 /// Forgets manifests no visible lesson comes from any more, except each publisher's latest
-/// (which still records the sequence number reached).
+/// (which still records the sequence number reached), and the stored texts that neither a
+/// manifest nor a later text (as its delta base) needs.
 pub fn prune_manifests(conn: &Connection) -> Result<usize> {
-    Ok(conn.execute(
+    let pruned = conn.execute(
         "DELETE FROM manifests WHERE seq < (SELECT max(m.seq) FROM manifests m WHERE m.key = manifests.key)
          AND NOT EXISTS (SELECT 1 FROM lessons l WHERE l.origin = 'key:' || manifests.key AND l.seq = manifests.seq)",
         [],
-    )?)
+    )?;
+    // Chains are forgotten from their newest unneeded text back to their root.
+    while conn.execute(
+        "DELETE FROM manifest_texts WHERE id NOT IN (SELECT text FROM manifests)
+         AND id NOT IN (SELECT base FROM manifest_texts WHERE base IS NOT NULL)",
+        [],
+    )? > 0
+    {}
+    Ok(pruned)
 }
 
 /// The last result of a sync from `url`.
@@ -427,4 +558,145 @@ pub fn shelves(conn: &Connection) -> Result<Vec<Shelf>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::migrate;
+    use std::path::Path;
+
+    fn db() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        migrate(&mut conn, Path::new(":memory:")).expect("migrate");
+        conn
+    }
+
+    /// A manifest-like JSON text of `lessons` entries, `changed` of them edited for version `v`.
+    fn manifest(v: u64, lessons: usize, changed: usize) -> Vec<u8> {
+        let mut text = format!("{{\"seq\":{v},\"lessons\":[");
+        for i in 0..lessons {
+            let version = if i < changed { v } else { 0 };
+            let hash = blake3::hash(format!("{i}-{version}").as_bytes()).to_hex();
+            text.push_str(&format!(
+                "{{\"id\":\"lesson-{i}\",\"hash\":\"{hash}\",\"size\":{}}},",
+                i * 7
+            ));
+        }
+        text.push_str("{}]}");
+        text.into_bytes()
+    }
+
+    fn stored_bytes(conn: &Connection) -> (i64, i64) {
+        conn.query_row(
+            "SELECT count(*), coalesce(sum(length(data)), 0) FROM manifest_texts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("texts")
+    }
+
+    #[test]
+    fn manifests_are_stored_as_deltas_and_come_back_byte_for_byte() {
+        let conn = db();
+        let first = manifest(1, 2000, 2000);
+        put_manifest(&conn, "k", 1, "pub", &first, b"sig1").expect("put 1");
+        let (_, whole) = stored_bytes(&conn);
+        let mut texts = vec![first];
+        for seq in 2..=40 {
+            let text = manifest(seq, 2000, 20);
+            put_manifest(&conn, "k", seq, "pub", &text, format!("sig{seq}").as_bytes()).expect("put");
+            texts.push(text);
+        }
+        let (count, total) = stored_bytes(&conn);
+        assert_eq!(count, 40);
+        // 39 deltas of 1 % of the lessons each, and one text stored whole again at depth 33
+        assert!(
+            total < whole * 2 + 39 * whole / 20,
+            "{total} bytes stored for 40 manifests, {whole} for the first"
+        );
+        for (i, text) in texts.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let (bytes, sig) = get_manifest(&conn, "k", seq).expect("get");
+            assert!(bytes == *text, "manifest {seq} differs");
+            assert_eq!(sig, format!("sig{seq}").into_bytes());
+        }
+        let depth: i64 = conn
+            .query_row("SELECT max(depth) FROM manifest_texts", [], |r| r.get(0))
+            .expect("depth");
+        assert_eq!(depth, MAX_DEPTH);
+        // A duplicate is success and stores nothing.
+        put_manifest(&conn, "k", 40, "pub", &texts[39], b"sig40").expect("again");
+        assert_eq!(stored_bytes(&conn).0, 40);
+    }
+
+    fn lesson_with(files: &[(&str, u8)]) -> NewLesson {
+        NewLesson {
+            meta: LessonMeta {
+                id: "l".to_owned(),
+                title: "T".to_owned(),
+                language: "az".to_owned(),
+                grade: 3,
+                subject: "S".to_owned(),
+                summary: String::new(),
+                entry: "index.html".to_owned(),
+                order: 0,
+            },
+            origin: Origin::Local,
+            seq: 0,
+            files: files
+                .iter()
+                .map(|(path, n)| FileEntry {
+                    path: (*path).to_owned(),
+                    hash: Hash([*n; 32]),
+                    size: u64::from(*n),
+                    media_type: "text/html".to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_new_version_rewrites_only_the_rows_of_files_that_changed() {
+        let conn = db();
+        conn.pragma_update(None, "foreign_keys", "OFF").expect("no blobs here");
+        let v1 = lesson_with(&[("index.html", 1), ("a.css", 2), ("old.txt", 3), ("same.svg", 4)]);
+        replace_lesson(&conn, &v1).expect("v1");
+        let v2 = lesson_with(&[("index.html", 9), ("a.css", 2), ("new.txt", 5), ("same.svg", 4)]);
+        let before = conn.total_changes();
+        replace_lesson(&conn, &v2).expect("v2");
+        // The lesson row, one file updated, one deleted, one inserted; two untouched.
+        assert_eq!(conn.total_changes() - before, 4);
+        let files = files_of(&conn, "l").expect("files");
+        let mut want = v2.files.clone();
+        want.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(files, want);
+        assert_eq!(current_digest(&conn, "l").expect("digest"), Some(v2.digest()));
+        assert_eq!(count_lessons(&conn).expect("count"), 1);
+    }
+
+    #[test]
+    fn pruning_keeps_the_texts_a_kept_manifest_is_decoded_from() {
+        let conn = db();
+        for seq in 1..=5 {
+            put_manifest(&conn, "k", seq, "pub", &manifest(seq, 300, 3), b"s").expect("put");
+        }
+        // No lesson comes from any of them: only the latest manifest stays, with its chain.
+        prune_manifests(&conn).expect("prune");
+        let kept: i64 = conn
+            .query_row("SELECT count(*) FROM manifests", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(kept, 1);
+        assert_eq!(stored_bytes(&conn).0, 5, "seq 5 is a delta over the four before it");
+        assert_eq!(get_manifest(&conn, "k", 5).expect("get").0, manifest(5, 300, 3));
+        // A later text stored whole (after a chain of MAX_DEPTH) frees the old chain.
+        conn.execute("UPDATE manifest_texts SET depth = ?1", [MAX_DEPTH])
+            .expect("depth");
+        put_manifest(&conn, "k", 6, "pub", &manifest(6, 300, 3), b"s").expect("put 6");
+        prune_manifests(&conn).expect("prune");
+        assert_eq!(stored_bytes(&conn).0, 1);
+        assert_eq!(get_manifest(&conn, "k", 6).expect("get").0, manifest(6, 300, 3));
+        assert!(matches!(get_manifest(&conn, "k", 5), Err(StoreError::NotFound)));
+    }
 }

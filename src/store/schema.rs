@@ -164,6 +164,35 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, lesson, kind)
     ) WITHOUT ROWID;
     ",
+    // 7: manifest texts move to a rowid table of their own, each stored as zstd against the
+    // previous text of its publisher (a delta), so an update that changes 1 % of the lessons
+    // stores about 1 % of a manifest instead of all of it. Existing texts become the first
+    // of their chains; their bytes are kept as they are (zstd, or JSON from version 2).
+    r"
+    CREATE TABLE manifest_texts (
+        id INTEGER PRIMARY KEY,
+        base INTEGER REFERENCES manifest_texts(id),
+        depth INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+
+    CREATE TABLE manifests_new (
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        publisher TEXT NOT NULL,
+        text INTEGER NOT NULL REFERENCES manifest_texts(id),
+        signature BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (key, seq)
+    ) WITHOUT ROWID;
+
+    INSERT INTO manifest_texts (id, base, depth, data)
+        SELECT row_number() OVER (ORDER BY key, seq), NULL, 0, manifest FROM manifests;
+    INSERT INTO manifests_new (key, seq, publisher, text, signature, received_at)
+        SELECT key, seq, publisher, row_number() OVER (ORDER BY key, seq), signature, received_at FROM manifests;
+    DROP TABLE manifests;
+    ALTER TABLE manifests_new RENAME TO manifests;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -215,6 +244,42 @@ mod tests {
             .expect("count");
         assert_eq!(tables, again);
         assert_eq!(schema_version(&conn).expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn manifests_of_a_version_3_store_survive_the_move_to_their_own_table() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        for (i, sql) in MIGRATIONS.iter().take(3).enumerate() {
+            conn.execute_batch(sql).expect("old migration");
+            conn.pragma_update(None, "user_version", i + 1).expect("version");
+        }
+        let json = br#"{"seq":7,"lessons":[{"id":"a"}]}"#.repeat(40);
+        let packed = zstd::bulk::compress(&json, 9).expect("zstd");
+        let plain = br#"{"seq":3}"#.to_vec();
+        let insert = "INSERT INTO manifests (key, seq, publisher, manifest, signature, received_at) VALUES (?1, ?2, 'p', ?3, ?4, 1)";
+        conn.execute(insert, rusqlite::params!["k", 7, packed, b"sig7".to_vec()])
+            .expect("zstd row");
+        conn.execute(insert, rusqlite::params!["j", 3, plain, b"sig3".to_vec()])
+            .expect("json row");
+        migrate(&mut conn, Path::new(":memory:")).expect("migrate");
+        assert_eq!(schema_version(&conn).expect("version"), SCHEMA_VERSION);
+        let got = crate::store::get_manifest(&conn, "k", 7).expect("k 7");
+        assert_eq!(got, (json.clone(), b"sig7".to_vec()));
+        let got = crate::store::get_manifest(&conn, "j", 3).expect("j 3");
+        assert_eq!(got, (plain, b"sig3".to_vec()));
+        assert_eq!(crate::store::latest_seq(&conn, "k").expect("latest"), Some(7));
+        // The next sequence is stored as a delta against the migrated text.
+        let next = br#"{"seq":8,"lessons":[{"id":"a"}]}"#.repeat(40);
+        crate::store::put_manifest(&conn, "k", 8, "p", &next, b"sig8").expect("put");
+        assert_eq!(crate::store::get_manifest(&conn, "k", 8).expect("k 8").0, next);
+        let base: Option<i64> = conn
+            .query_row(
+                "SELECT t.base FROM manifests m JOIN manifest_texts t ON t.id = m.text WHERE m.key = 'k' AND m.seq = 8",
+                [],
+                |r| r.get(0),
+            )
+            .expect("base");
+        assert!(base.is_some(), "seq 8 is a delta");
     }
 
     #[test]

@@ -22,3 +22,4 @@ mod report;
 mod search;
 mod sync;
 mod usage;
+mod variants;

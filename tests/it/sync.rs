@@ -295,13 +295,14 @@ fn read_back(file: &mut std::fs::File) -> String {
 }
 
 impl Running {
-    /// Waits for the process (at most `limit`, then kills it and panics).
+    /// Waits for the process (at most `limit` from now, then kills it and panics).
     fn finish(mut self, limit: Duration) -> Finished {
+        let waiting = Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 break status;
             }
-            if self.started.elapsed() > limit {
+            if waiting.elapsed() > limit {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!(

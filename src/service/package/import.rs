@@ -219,7 +219,7 @@ fn read_blob(
 }
 
 /// Checks that the bytes of a blob file decode to the manifest's hash, and makes them ready
-/// to store: zstd kept as it came (plus a gzip variant), raw as it is.
+/// to store: zstd kept as it came, raw as it is.
 pub(crate) fn decode_blob(
     lesson: &str,
     file: &ManifestFile,
@@ -273,12 +273,13 @@ pub(crate) fn decode_blob(
                     "its content does not match the manifest's hash; it was altered or swapped".to_owned(),
                 ));
             }
-            let gzip = store::gzip(&raw);
+            // The gzip variant is made after the import, in the background (see
+            // `Library::make_gzip_variants`): the import only reads, checks and stores.
             Ok(StoredBlob {
                 hash,
                 size: file.size,
                 storage: Storage::Text,
-                variants: vec![(Variant::Zstd, bytes), (Variant::Gzip, gzip)],
+                variants: vec![(Variant::Zstd, bytes)],
                 dict_id,
             })
         }
@@ -585,6 +586,17 @@ pub(crate) fn needed_blobs<'m>(
     Ok(needed)
 }
 
+/// One step of the import pipeline, from the readers to the writer.
+enum Step {
+    /// Blobs read and checked, with their sizes in the package.
+    Checked(Vec<(StoredBlob, u64)>),
+    /// A large raw blob that the writer streams into the store itself.
+    Large(usize),
+}
+
+/// Stores the blobs the store lacks. Two stages overlap: reader threads (rayon, every core)
+/// read groups of blobs, decode and hash them; this thread writes each checked group into
+/// SQLite while the next group is being read. A bounded channel keeps memory flat.
 fn store_blobs(
     conn: &mut Connection,
     root: &Path,
@@ -594,53 +606,77 @@ fn store_blobs(
     progress: &Progress,
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
-    let mut batch: Vec<StoredBlob> = Vec::new();
-    let mut batch_bytes = 0u64;
-    let mut index = 0;
-    while index < needed.len() {
-        let (lesson, file) = needed[index];
-        if file.encoding == Encoding::Raw && file.size > MAX_TEXT {
-            progress.set_current(lesson);
-            stream_raw(conn, root, lesson, file, part_size)?;
-            report.blobs_written += 1;
-            report.bytes_read += file.stored_size;
-            progress.add_bytes(file.stored_size);
-            progress.item_done();
-            index += 1;
-            continue;
+    let is_large = |file: &ManifestFile| file.encoding == Encoding::Raw && file.size > MAX_TEXT;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Step, PackageError>>(2);
+        scope.spawn(move || {
+            let mut index = 0;
+            while index < needed.len() {
+                if is_large(needed[index].1) {
+                    if sender.send(Ok(Step::Large(index))).is_err() {
+                        return;
+                    }
+                    index += 1;
+                    continue;
+                }
+                let mut end = index;
+                let mut group_bytes = 0u64;
+                while end < needed.len()
+                    && !is_large(needed[end].1)
+                    && (end == index || group_bytes + needed[end].1.size <= GROUP_BYTES)
+                {
+                    group_bytes += needed[end].1.size;
+                    end += 1;
+                }
+                let group = &needed[index..end];
+                progress.set_current(group[0].0);
+                let checked = group
+                    .par_iter()
+                    .map(|(lesson, file)| {
+                        read_blob(root, lesson, file, part_size, dicts).map(|blob| (blob, file.stored_size))
+                    })
+                    .collect::<Result<Vec<_>, PackageError>>();
+                let failed = checked.is_err();
+                // The writer has stopped (an error) when the channel is closed.
+                if sender.send(checked.map(Step::Checked)).is_err() || failed {
+                    return;
+                }
+                index = end;
+            }
+        });
+        let mut batch: Vec<StoredBlob> = Vec::new();
+        let mut batch_bytes = 0u64;
+        for step in receiver {
+            match step? {
+                Step::Large(index) => {
+                    let (lesson, file) = needed[index];
+                    flush(conn, &mut batch, dicts)?;
+                    batch_bytes = 0;
+                    progress.set_current(lesson);
+                    stream_raw(conn, root, lesson, file, part_size)?;
+                    report.blobs_written += 1;
+                    report.bytes_read += file.stored_size;
+                    progress.add_bytes(file.stored_size);
+                    progress.item_done();
+                }
+                Step::Checked(blobs) => {
+                    for (blob, stored_size) in blobs {
+                        batch_bytes += blob.variants.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+                        batch.push(blob);
+                        report.blobs_written += 1;
+                        report.bytes_read += stored_size;
+                        progress.add_bytes(stored_size);
+                        progress.item_done();
+                    }
+                    if batch_bytes >= BATCH_BYTES {
+                        flush(conn, &mut batch, dicts)?;
+                        batch_bytes = 0;
+                    }
+                }
+            }
         }
-        // A group of blobs is read, checked and given its gzip variant on every core at
-        // once; only the writing into SQLite is sequential.
-        let mut end = index;
-        let mut group_bytes = 0u64;
-        while end < needed.len()
-            && !(needed[end].1.encoding == Encoding::Raw && needed[end].1.size > MAX_TEXT)
-            && (end == index || group_bytes + needed[end].1.size <= GROUP_BYTES)
-        {
-            group_bytes += needed[end].1.size;
-            end += 1;
-        }
-        let group = &needed[index..end];
-        progress.set_current(group[0].0);
-        let blobs = group
-            .par_iter()
-            .map(|(lesson, file)| read_blob(root, lesson, file, part_size, dicts))
-            .collect::<Result<Vec<_>, PackageError>>()?;
-        for ((_, file), blob) in group.iter().zip(blobs) {
-            batch_bytes += blob.variants.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-            batch.push(blob);
-            report.blobs_written += 1;
-            report.bytes_read += file.stored_size;
-            progress.add_bytes(file.stored_size);
-            progress.item_done();
-        }
-        if batch_bytes >= BATCH_BYTES {
-            flush(conn, &mut batch, dicts)?;
-            batch_bytes = 0;
-        }
-        index = end;
-    }
-    flush(conn, &mut batch, dicts)
+        flush(conn, &mut batch, dicts)
+    })
 }
 
 pub(crate) fn flush(
