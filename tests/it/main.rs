@@ -2,6 +2,7 @@
 //! listener, real HTTP. Only `cli` spawns the binary.
 
 mod api;
+mod backup;
 mod cli;
 mod common;
 mod files;
