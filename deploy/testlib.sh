@@ -1,0 +1,90 @@
+# Shared by deploy/test-*.sh (sourced, not run): a Debian bookworm root made by debootstrap,
+# cached as a tarball under target/deploy-cache/ and unpacked fresh for each test, and the
+# chroot mounts it needs, undone on exit.
+# shellcheck shell=bash
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${DARS_DEPLOY_CACHE:-$REPO/target/deploy-cache}
+MIRROR=${DARS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ROOT_TARBALL=$CACHE/bookworm-minbase-systemd-python3.tar
+WORK=$(mktemp -d "/tmp/dars-deploy-test.$$.XXXX")
+MOUNTS=()
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+pass() { printf 'ok: %s\n' "$*"; }
+
+need() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install $(package_of "$tool")"
+  done
+}
+
+package_of() {
+  case $1 in
+    debootstrap) echo debootstrap ;;
+    shellcheck) echo shellcheck ;;
+    qemu-aarch64-static) echo qemu-user-static ;;
+    aarch64-linux-gnu-gcc) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross" ;;
+    x86_64-w64-mingw32-gcc) echo gcc-mingw-w64-x86-64 ;;
+    systemd-analyze) echo systemd ;;
+    curl) echo curl ;;
+    *) echo "$1" ;;
+  esac
+}
+
+cleanup() {
+  local i
+  for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+    umount -l "${MOUNTS[$i]}" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A fresh bookworm root (minbase plus systemd, which brings systemctl, deb-systemd-helper and
+# systemd-analyze but is never started in a chroot) at $1.
+fresh_root() {
+  local root=$1
+  if [ ! -f "$ROOT_TARBALL" ]; then
+    need debootstrap
+    step "debootstrap bookworm (minbase + systemd + python3 for ansible) into the cache, once"
+    mkdir -p "$CACHE"
+    local build=$CACHE/build.$$
+    rm -rf "$build"
+    debootstrap --variant=minbase --include=systemd,python3 bookworm "$build" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+      { tail -20 "$CACHE/debootstrap.log"; fail "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+    rm -rf "$build/var/cache/apt/archives/"*.deb
+    tar -C "$build" -cf "$ROOT_TARBALL.part" . && mv "$ROOT_TARBALL.part" "$ROOT_TARBALL"
+    rm -rf "$build"
+  fi
+  mkdir -p "$root"
+  tar -C "$root" -xf "$ROOT_TARBALL"
+  mount -t proc proc "$root/proc" && MOUNTS+=("$root/proc")
+  mount --bind /dev "$root/dev" && MOUNTS+=("$root/dev")
+}
+
+# Runs a command inside the root $1.
+in_root() {
+  local root=$1
+  shift
+  chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"
+}
+
+# Waits until http://$1/healthz answers (at most 20 s, asking every 10 ms); prints its body.
+wait_healthy() {
+  local addr=$1 i
+  for ((i = 0; i < 2000; i++)); do
+    if body=$(curl -fsS "http://$addr/healthz" 2>/dev/null); then
+      printf '%s\n' "$body"
+      return 0
+    fi
+    sleep 0.01
+  done
+  return 1
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
