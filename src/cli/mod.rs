@@ -130,6 +130,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the settings in effect (defaults < config file < environment < flags) as TOML;
+    /// fails, naming the key, when a setting is wrong
+    Config,
     /// Show what the store holds
     Status {
         /// Print JSON instead of text
@@ -193,6 +196,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => packages::publish(&src, &key, &out, seq, no_dictionary),
         Command::Backup { dir } => backup::backup(&config, &dir),
         Command::Restore { file, force } => backup::restore(&config, &file, force),
+        Command::Config => {
+            say!("{}", toml::to_string(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { json } => status(&config, json),
         Command::Verify { path: Some(path) } => packages::verify(&config, &path),
         Command::Verify { path: None } => verify(&config),

@@ -193,13 +193,39 @@ fn bad_config(dir: &Path) -> PathBuf {
 }
 
 #[test]
+fn config_prints_the_layered_settings() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dars.toml");
+    let out = run_ok(
+        dars()
+            .env("DARS_LISTEN", "127.0.0.1:9999")
+            .env("DARS_UPSTREAMS", "[\"http://quba.local:8080/mirror/\"]")
+            .arg("--config")
+            .arg(&example)
+            .args(["--data", "/srv/flag", "config"]),
+    );
+    let printed: toml::Table = out.parse().expect("TOML");
+    assert_eq!(printed["centre_name"].as_str(), Some("Quba computer centre"), "{out}");
+    assert_eq!(printed["listen"].as_str(), Some("127.0.0.1:9999"), "{out}");
+    assert_eq!(printed["data"].as_str(), Some("/srv/flag"), "{out}");
+    assert_eq!(
+        printed["upstreams"][0].as_str(),
+        Some("http://quba.local:8080/mirror/"),
+        "{out}"
+    );
+    assert_eq!(printed["sync_interval"].as_str(), Some("6h"), "{out}");
+}
+
+#[test]
 fn a_config_with_an_unknown_key_stops_every_command() {
     let work = tempfile::tempdir().expect("work");
     let src = work.path().join("lessons");
     two_lessons(&src);
     let config = bad_config(work.path());
     let data = work.path().join("data");
-    let commands: [&[&str]; 5] = [
+    let commands: [&[&str]; 8] = [
+        &["config"],
+        &["backup", "stick"],
+        &["restore", "stick/dars.sqlite"],
         &["status"],
         &["status", "--json"],
         &["verify"],
