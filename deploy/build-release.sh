@@ -66,7 +66,7 @@ fi
 if want deb; then
   echo "== Debian package (amd64)"
   if ! command -v cargo-deb >/dev/null; then
-    cargo install cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.6.3}"
+    cargo install cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.8.0}"
   fi
   cargo deb --no-build --output "$OUT/dars_${VERSION}-1_amd64.deb" >/dev/null
 fi

@@ -12,7 +12,7 @@ cd "$REPO"
 need debootstrap python3 dpkg-deb
 [ "$(id -u)" -eq 0 ] || fail "run as root (chroot, mount)"
 
-ANSIBLE_PINS=(ansible==12.3.0 ansible-core==2.19.5 ansible-lint==25.12.2)
+ANSIBLE_PINS=(ansible==12.3.0 ansible-core==2.19.14 ansible-lint==26.10.1)
 VENV=$CACHE/ansible-venv
 step "ansible in $VENV (${ANSIBLE_PINS[*]})"
 if ! "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "${ANSIBLE_PINS[2]}"; then
@@ -23,21 +23,18 @@ export PATH=$VENV/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_HOST
 ansible --version | head -1
 
 step "ansible-lint"
-(cd deploy/ansible && ansible-lint --offline playbook.yml roles/dars)
+(cd deploy/ansible && NO_COLOR=1 ansible-lint --offline)
 pass "ansible-lint clean"
 
 step "build: release binary, an older and the current package"
-cargo build --release --locked
-if ! command -v cargo-deb >/dev/null; then
-  cargo install cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.6.3}"
-fi
+BIN=$(dars_binary)
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-cargo deb --no-build --deb-version "${VERSION}~old1" --output "$WORK/dars_old.deb" >/dev/null
-cargo deb --no-build --output "$WORK/dars_new.deb" >/dev/null
+make_deb "$BIN" "$WORK/dars_old.deb" "${VERSION}~old1"
+make_deb "$BIN" "$WORK/dars_new.deb"
 
 step "two centres: debootstrap'd roots"
 for centre in quba sheki; do fresh_root "$WORK/$centre"; done
-KEY=$(target/release/dars keygen --out "$WORK/ministry.key" | grep -o 'ed25519:[0-9a-f]*' | head -1)
+KEY=$("$BIN" keygen --out "$WORK/ministry.key" | grep -o 'ed25519:[0-9a-f]*' | head -1)
 cat >"$WORK/inventory.yml" <<EOF
 all:
   children:

@@ -16,15 +16,15 @@ step "shellcheck"
 shellcheck -x deploy/*.sh deploy/darsctl deploy/debian/*
 pass "shellcheck clean: deploy/*.sh deploy/darsctl deploy/debian/*"
 
-step "build the release binary (reused when built)"
-cargo build --release --locked
+step "the binary to install"
+BIN=$(dars_binary)
 
 ROOT=$WORK/root
 fresh_root "$ROOT"
 STICK=$ROOT/media/usb/dars
 mkdir -p "$STICK"
 cp deploy/install.sh deploy/darsctl deploy/dars.service deploy/dars.toml "$STICK/"
-cp target/release/dars "$STICK/dars-x86_64-linux"
+cp "$BIN" "$STICK/dars-x86_64-linux"
 cp -r tests/fixtures/schema-1-lessons "$ROOT/tmp/lessons"
 
 # Every file install.sh owns, with its checksum and change time, to compare runs.

@@ -84,6 +84,31 @@ wait_healthy() {
   return 1
 }
 
+# The dars binary to test: $DARS_BIN if set (CI passes the debug build it already has),
+# otherwise the release build, made (or reused) here. Prints its path.
+dars_binary() {
+  if [ -n "${DARS_BIN:-}" ]; then
+    [ -x "$DARS_BIN" ] || fail "DARS_BIN=$DARS_BIN is not a program"
+    printf '%s\n' "$DARS_BIN"
+  else
+    cargo build --release --locked >&2
+    printf '%s\n' "$REPO/target/release/dars"
+  fi
+}
+
+# Builds the Debian package of binary $1 into $2, with package version $3 if given.
+make_deb() {
+  local bin=$1 out=$2 version=${3:-}
+  if ! command -v cargo-deb >/dev/null; then
+    cargo install cargo-deb --locked --version "${CARGO_DEB_VERSION:-3.8.0}" >&2
+  fi
+  # cargo-deb packages <target dir>/release/dars: give it a target dir holding this binary.
+  local target=$WORK/deb-target
+  mkdir -p "$target/release"
+  cp "$bin" "$target/release/dars"
+  CARGO_TARGET_DIR=$target cargo deb --no-build ${version:+--deb-version "$version"} --output "$out" >/dev/null
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

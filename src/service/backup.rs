@@ -305,6 +305,25 @@ pub(super) fn restore(
     result
 }
 
+/// Opens a backup file for reading without writing anything beside it (a stick may be read
+/// only): as immutable, unless a `-wal` beside it (a copied live store) holds part of it.
+fn open_backup(file: &Path) -> rusqlite::Result<Connection> {
+    if Path::new(&format!("{}-wal", file.display())).exists() {
+        return Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY);
+    }
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut uri = String::from("file:");
+    for byte in absolute.to_string_lossy().bytes() {
+        if byte.is_ascii_alphanumeric() || b"/._-~".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    Connection::open_with_flags(uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
+}
+
 /// Copies the backup into `temp`, brings its schema up to date and verifies every blob.
 /// Returns the backup's own schema version and the number of blobs checked.
 fn check_copy(file: &Path, temp: &Path, progress: &Progress) -> Result<(i64, u64), ServiceError> {
@@ -315,8 +334,7 @@ fn check_copy(file: &Path, temp: &Path, progress: &Progress) -> Result<(i64, u64
     for suffix in ["", "-journal", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", temp.display()));
     }
-    let src =
-        Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| not_a_backup(e.to_string()))?;
+    let src = open_backup(file).map_err(|e| not_a_backup(e.to_string()))?;
     let schema = store::schema_version(&src).map_err(|e| not_a_backup(e.to_string()))?;
     let has_lessons: bool = src
         .query_row(
