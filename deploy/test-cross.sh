@@ -25,19 +25,17 @@ ls -l "$DIST/dars-aarch64-linux" "$DIST/dars-x86_64-windows.exe"
 # Serves a new store with the command in "$@" plus --listen, then fetches a sample lesson's
 # page and its PDF and compares them with the repository's content/ folder.
 smoke() {
-  local what=$1 port pid
+  local what=$1 port
   shift
   port=$(free_port)
-  "$@" serve --listen "127.0.0.1:$port" >"$WORK/$what.log" 2>&1 &
-  pid=$!
-  wait_healthy "127.0.0.1:$port" >"$WORK/$what.health" || { kill "$pid" 2>/dev/null; cat "$WORK/$what.log"; fail "$what did not answer"; }
+  start_server "$WORK/$what.log" "$@" serve --listen "127.0.0.1:$port"
+  wait_healthy "127.0.0.1:$port" >"$WORK/$what.health" || { cat "$WORK/$what.log"; fail "$what did not answer"; }
   grep -q '"lessons":16' "$WORK/$what.health" || fail "$what: $(cat "$WORK/$what.health")"
   curl -fsS "http://127.0.0.1:$port/lessons/math-4-fractions-az/" -o "$WORK/$what.page"
   cmp "$WORK/$what.page" content/math-4-fractions-az/index.html || fail "$what: the lesson page differs"
   curl -fsS "http://127.0.0.1:$port/lessons/math-4-fractions-az/worksheet.pdf" -o "$WORK/$what.pdf"
   cmp "$WORK/$what.pdf" content/math-4-fractions-az/worksheet.pdf || fail "$what: worksheet.pdf differs"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
+  stop_server
   pass "$what: served 16 sample lessons; index.html and worksheet.pdf fetched byte for byte"
 }
 

@@ -35,6 +35,7 @@ package_of() {
 
 cleanup() {
   local i
+  stop_server
   for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
     umount -l "${MOUNTS[$i]}" 2>/dev/null || true
   done
@@ -64,11 +65,9 @@ fresh_root() {
   mount --bind /dev "$root/dev" && MOUNTS+=("$root/dev")
 }
 
-# Runs a command inside the root $1.
+# Runs a command inside the root $ROOT.
 in_root() {
-  local root=$1
-  shift
-  chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"
+  chroot "${ROOT:?}" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"
 }
 
 # Waits until http://$1/healthz answers (at most 20 s, asking every 10 ms); prints its body.
@@ -107,6 +106,23 @@ make_deb() {
   mkdir -p "$target/release"
   cp "$bin" "$target/release/dars"
   CARGO_TARGET_DIR=$target cargo deb --no-build ${version:+--deb-version "$version"} --output "$out" >/dev/null
+}
+
+# Starts a server in its own process group ("$@", output to $1), so stop_server ends it and
+# everything it started (chroot, runuser and dars alike). Sets SERVER.
+SERVER=""
+start_server() {
+  local log=$1
+  shift
+  setsid "$@" >"$log" 2>&1 &
+  SERVER=$!
+}
+stop_server() {
+  if [ -n "$SERVER" ]; then
+    kill -TERM -- "-$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=""
+  fi
 }
 
 # A free TCP port on 127.0.0.1.
