@@ -75,7 +75,7 @@ recap quba | grep -q "failed=0" || fail "quba failed"
 for centre in quba sheki; do
   [ "$(chroot "$WORK/$centre" dpkg-query -W -f="\${Version}" dars)" = "${VERSION}-1" ] || fail "$centre: not upgraded"
 done
-grep -q 'quba: 2 lessons' "$WORK/play.log" || fail "quba's lessons are not reported after the upgrade"
+grep -q "Quba kompüter mərkəzi: 2 lessons, dars ${VERSION}-1" "$WORK/play.log" || fail "quba's lessons are not reported after the upgrade"
 config=$(chroot "$WORK/quba" dars --config /etc/dars/dars.toml config)
 echo "$config" | grep -qx 'centre_name = "Quba kompüter mərkəzi"' || fail "quba's name: $config"
 echo "$config" | grep -q "$KEY" || fail "quba's trusted key: $config"
