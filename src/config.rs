@@ -108,7 +108,7 @@ impl Config {
             .merge(Env::prefixed("DARS_").only(ENV_KEYS))
             .merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(|e| {
-            let messages: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            let messages: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
             ConfigError::Invalid(messages.join("; "))
         })?;
         config.validate()?;
@@ -131,13 +131,25 @@ impl Config {
                 )));
             }
         }
-        if self.max_upload_mb == 0 || self.max_unpacked_mb == 0 {
-            return Err(ConfigError::Invalid(
-                "max_upload_mb and max_unpacked_mb must be at least 1".to_owned(),
-            ));
+        for (key, mb) in [("max_upload_mb", self.max_upload_mb), ("max_unpacked_mb", self.max_unpacked_mb)] {
+            if mb == 0 {
+                return Err(ConfigError::Invalid(format!("{key} = 0: write at least 1 (megabytes)")));
+            }
         }
-        if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
-            return Err(ConfigError::Invalid("timeouts must be at least 1 second".to_owned()));
+        for (key, secs) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+        ] {
+            if secs == 0 {
+                return Err(ConfigError::Invalid(format!("{key} = 0: write at least 1 (seconds)")));
+            }
+        }
+        for (i, key) in self.trusted_keys.iter().enumerate() {
+            if let Err(e) = crate::keys::PublicKey::parse(key) {
+                return Err(ConfigError::Invalid(format!(
+                    "trusted_keys[{i}] = {key:?}: {e}; copy the key exactly as `dars keygen` printed it"
+                )));
+            }
         }
         Ok(())
     }
@@ -202,6 +214,17 @@ impl Config {
     }
 }
 
+/// One figment error in a technician's words: a bad environment value names its variable.
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+    if from_env && !key.is_empty() {
+        format!("environment variable DARS_{}: {}", key.to_uppercase(), e.kind)
+    } else {
+        e.to_string()
+    }
+}
+
 /// A rate such as `200k`, `1.5M` or `50000`, in bytes per second (k = 1000).
 pub fn parse_rate(text: &str) -> Result<u64, String> {
     let t = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
@@ -246,6 +269,100 @@ mod tests {
             assert_eq!(config.sync_interval, "6h");
             Ok(())
         });
+    }
+
+    #[test]
+    fn environment_overrides_file_for_every_kind_of_value() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "dars.toml",
+                "centre_name = \"Quba\"\nmax_connections = 10\nupstreams = [\"http://file/\"]\nsync_interval = \"1h\"\n",
+            )?;
+            jail.set_env("DARS_CENTRE_NAME", "Şəki");
+            jail.set_env("DARS_MAX_CONNECTIONS", "20");
+            jail.set_env("DARS_UPSTREAMS", "[\"http://env-a/\", \"http://env-b/\"]");
+            jail.set_env("DARS_USB_ROOTS", "[\"/srv/usb\"]");
+            let config =
+                Config::load(Some(Path::new("dars.toml")), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.centre_name, "Şəki");
+            assert_eq!(config.max_connections, 20);
+            assert_eq!(config.upstreams, ["http://env-a/", "http://env-b/"]);
+            assert_eq!(config.usb_roots, [PathBuf::from("/srv/usb")]);
+            // Left alone by the environment: the file's value, then the default.
+            assert_eq!(config.sync_interval, "1h");
+            assert_eq!(config.header_timeout_secs, 10);
+            // A flag beats both.
+            jail.set_env("DARS_DATA", "/srv/env");
+            let flags = Overrides {
+                data: Some(PathBuf::from("/srv/flag")),
+                listen: Some("127.0.0.1:7000".parse().map_err(|e| format!("{e}"))?),
+            };
+            let config = Config::load(Some(Path::new("dars.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.data, PathBuf::from("/srv/flag"));
+            assert_eq!(config.listen.port(), 7000);
+            assert_eq!(config.centre_name, "Şəki");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_environment_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("DARS_MAX_CONNECTIONS", "lots");
+            let err = Config::load(None, &Overrides::default()).expect_err("bad number");
+            assert!(err.to_string().contains("DARS_MAX_CONNECTIONS"), "{err}");
+            assert!(err.to_string().contains("lots"), "{err}");
+            jail.set_env("DARS_MAX_CONNECTIONS", "0");
+            let err = Config::load(None, &Overrides::default()).expect_err("zero");
+            assert!(err.to_string().contains("max_connections"), "{err}");
+            jail.set_env("DARS_MAX_CONNECTIONS", "5");
+            jail.set_env("DARS_REQUEST_TIMEOUT_SECS", "0");
+            let err = Config::load(None, &Overrides::default()).expect_err("zero timeout");
+            assert!(err.to_string().contains("request_timeout_secs"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key() {
+        let cases = [
+            ("listen = 8080", "listen"),
+            ("centre_name = \"  \"", "centre_name"),
+            ("max_connections = -1", "max_connections"),
+            ("header_timeout_secs = 0", "header_timeout_secs"),
+            ("sync_interval = \"soon\"", "sync_interval"),
+            ("sync_max_rate = \"fast\"", "sync_max_rate"),
+            ("upstreams = [\"ftp://x/\"]", "upstreams"),
+            ("upstreams = \"http://x/\"", "upstreams"),
+            ("trusted_keys = [\"not-a-key\"]", "trusted_keys[0]"),
+            ("usb_roots = 3", "usb_roots"),
+            ("[listen]\nport = 1", "listen"),
+        ];
+        for (toml, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("c.toml", toml)?;
+                let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).expect_err(toml);
+                assert!(err.to_string().contains(key), "{toml}: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let defaults = Config::default();
+        defaults.validate().expect("defaults validate");
+        // Every setting appears in the documented example, so none is a secret.
+        let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dars.toml"))
+            .expect("deploy/dars.toml");
+        let serialized = toml::to_string(&defaults).expect("serialize");
+        for line in serialized.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap_or_default();
+            assert!(
+                example.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "deploy/dars.toml does not document {key}"
+            );
+        }
     }
 
     #[test]

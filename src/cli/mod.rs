@@ -8,6 +8,7 @@ macro_rules! say {
     }};
 }
 
+mod backup;
 mod output;
 mod packages;
 mod users;
@@ -117,6 +118,23 @@ enum Command {
         #[arg(long)]
         no_dictionary: bool,
     },
+    /// Copy the whole store into DIR (a USB stick) as one file named after the centre and the
+    /// date; safe while the server serves and imports
+    Backup {
+        /// The folder to write the backup into
+        dir: PathBuf,
+    },
+    /// Put a backup made by `dars backup` back in place of the store (checked whole first)
+    Restore {
+        /// The backup file (dars-....sqlite)
+        file: PathBuf,
+        /// Restore even while a dars server is using the store
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the settings in effect (defaults < config file < environment < flags) as TOML;
+    /// fails, naming the key, when a setting is wrong
+    Config,
     /// Show what the store holds
     Status {
         /// Print JSON instead of text
@@ -209,6 +227,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             seq,
             no_dictionary,
         } => packages::publish(&src, &key, &out, seq, no_dictionary),
+        Command::Backup { dir } => backup::backup(&config, &dir),
+        Command::Restore { file, force } => backup::restore(&config, &file, force),
+        Command::Config => {
+            say!("{}", toml::to_string(&config)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status { json } => status(&config, json),
         Command::User { command } => users::run(&config, command),
         Command::Report { out, full } => report::report(&config, &out, full),
@@ -235,6 +259,8 @@ pub(crate) fn open(config: &Config) -> anyhow::Result<Library> {
 }
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    // Held while serving, so `dars restore` knows the store is in use.
+    let _serving = crate::service::hold_serving(&config.data)?;
     let library = open(config)?;
     if let Some(report) = library.load_samples_once()? {
         tracing::info!("loaded {} sample lessons into the new store", report.added.len());

@@ -3,6 +3,7 @@
 //! the store.
 
 pub mod accounts;
+mod backup;
 mod cache;
 pub mod fleet;
 mod health;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use accounts::{Account, NewSession, Role, Session};
+pub use backup::{BackupReport, RestoreReport, backup_name};
 pub use cache::BODY_LIMIT;
 pub use health::{Disk, Health, disk_space};
 pub use import::{ImportOptions, ImportReport};
@@ -62,6 +64,14 @@ pub enum ServiceError {
     Package(Box<package::PackageError>),
     #[error("{0}")]
     Sync(Box<sync::SyncError>),
+    #[error(
+        "a running dars server is using the store in {0}; stop it first (sudo systemctl stop dars), or add --force to restore while it serves"
+    )]
+    InUse(PathBuf),
+    #[error("{path} is not a dars backup: {reason}; nothing was changed")]
+    NotABackup { path: PathBuf, reason: String },
+    #[error("the backup {path} is damaged: {problems}; nothing was changed: restore an older backup")]
+    BackupDamaged { path: PathBuf, problems: String },
     #[error("not found")]
     NotFound,
     /// Bad input from a console or `dars user` user: the message says what to change.
@@ -162,6 +172,30 @@ impl quick_cache::Weighter<SavedKey, Arc<OfflineFile>> for SavedWeight {
 }
 
 const SAMPLES_KEY: &str = "samples_loaded";
+/// The lock file imports and syncs take, one writer at a time.
+const WRITER_LOCK: &str = "dars.lock";
+
+/// Marks the store in `data` as served by this process until the returned file is dropped, so
+/// `dars restore` knows a server is using it. Waits while a restore is running.
+pub fn hold_serving(data: &Path) -> Result<std::fs::File, ServiceError> {
+    std::fs::create_dir_all(data).map_err(|e| io_error(data, e))?;
+    if let Some(file) = backup::lock(data, backup::SERVING_LOCK, true, false)? {
+        return Ok(file);
+    }
+    tracing::info!(
+        "a restore is replacing the store in {}; waiting for it to finish",
+        data.display()
+    );
+    backup::lock(data, backup::SERVING_LOCK, true, true)?
+        .ok_or_else(|| ServiceError::Internal("the serving lock was not taken".to_owned()))
+}
+
+/// Restores the store in `data` from the backup `file`: the backup is copied, migrated and
+/// verified whole first; then it replaces the store in one transaction. Refuses while a server
+/// uses the store unless `force`; waits for a running import or sync.
+pub fn restore(data: &Path, file: &Path, force: bool, progress: &Progress) -> Result<RestoreReport, ServiceError> {
+    backup::restore(data, file, force, progress)
+}
 
 impl Drop for Library {
     /// Writes the usage counts still in memory, so a clean stop loses none.
@@ -198,7 +232,7 @@ impl Library {
     /// trip over each other's half-written blobs; one after the other, the second skips what
     /// the first stored. The lock goes with the process, even when it is killed.
     fn writer_lock(&self) -> Result<std::fs::File, ServiceError> {
-        let path = self.db_path().with_file_name("dars.lock");
+        let path = self.db_path().with_file_name(WRITER_LOCK);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -514,6 +548,15 @@ impl Library {
                 })
             })
             .map_err(ServiceError::from)
+    }
+
+    /// Writes a consistent copy of the store into `dir` (a USB stick), named after `centre`
+    /// and the date; imports and the server go on meanwhile.
+    pub fn backup(&self, dir: &Path, centre: &str, progress: &Progress) -> Result<BackupReport, ServiceError> {
+        let name = backup_name(centre, std::time::SystemTime::now());
+        let size = self.status().map(|s| s.file_bytes).unwrap_or(0);
+        self.pool
+            .with(|conn| Ok(backup::backup(conn, size, dir, &name, progress)))?
     }
 
     /// Re-hashes every blob and checks the database; names every lesson file that is damaged.

@@ -48,6 +48,13 @@ impl Progress {
         self.inner.done_items.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Starts a new stage of the work: the done counters go back to zero.
+    pub fn begin(&self, what: &str) {
+        self.done_bytes.store(0, Ordering::Relaxed);
+        self.done_items.store(0, Ordering::Relaxed);
+        self.set_current(what);
+    }
+
     pub fn set_current(&self, what: &str) {
         let mut current = self
             .inner

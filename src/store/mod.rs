@@ -76,9 +76,13 @@ pub fn open(data_dir: &Path) -> Result<Connection> {
         path: data_dir.to_path_buf(),
         source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
     })?;
-    let path = data_dir.join(DB_FILE);
-    let mut conn = connect(&path, OpenFlags::default())?;
-    migrate(&mut conn, &path)?;
+    open_file(&data_dir.join(DB_FILE))
+}
+
+/// Opens (creating if needed) the store file at `path` and brings its schema up to date.
+pub fn open_file(path: &Path) -> Result<Connection> {
+    let mut conn = connect(path, OpenFlags::default())?;
+    migrate(&mut conn, path)?;
     Ok(conn)
 }
 

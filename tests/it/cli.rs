@@ -2,11 +2,8 @@
 //! signal, and imports killed at many points (the store must come back whole every time).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dars::service::Library;
@@ -14,7 +11,7 @@ use dars::store::Hash;
 
 use crate::common::{Rng, pseudo_random_bytes, pseudo_random_text, write_lesson};
 
-use crate::common::{dars, run, run_ok, text, wait_for};
+use crate::common::{Served, dars, healthz_lessons, http_get, run, run_ok, text};
 
 fn status_json(cmd: &mut Command) -> serde_json::Value {
     let stdout = run_ok(cmd.args(["status", "--json"]));
@@ -196,13 +193,39 @@ fn bad_config(dir: &Path) -> PathBuf {
 }
 
 #[test]
+fn config_prints_the_layered_settings() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dars.toml");
+    let out = run_ok(
+        dars()
+            .env("DARS_LISTEN", "127.0.0.1:9999")
+            .env("DARS_UPSTREAMS", "[\"http://quba.local:8080/mirror/\"]")
+            .arg("--config")
+            .arg(&example)
+            .args(["--data", "/srv/flag", "config"]),
+    );
+    let printed: toml::Table = out.parse().expect("TOML");
+    assert_eq!(printed["centre_name"].as_str(), Some("Quba computer centre"), "{out}");
+    assert_eq!(printed["listen"].as_str(), Some("127.0.0.1:9999"), "{out}");
+    assert_eq!(printed["data"].as_str(), Some("/srv/flag"), "{out}");
+    assert_eq!(
+        printed["upstreams"][0].as_str(),
+        Some("http://quba.local:8080/mirror/"),
+        "{out}"
+    );
+    assert_eq!(printed["sync_interval"].as_str(), Some("6h"), "{out}");
+}
+
+#[test]
 fn a_config_with_an_unknown_key_stops_every_command() {
     let work = tempfile::tempdir().expect("work");
     let src = work.path().join("lessons");
     two_lessons(&src);
     let config = bad_config(work.path());
     let data = work.path().join("data");
-    let commands: [&[&str]; 5] = [
+    let commands: [&[&str]; 8] = [
+        &["config"],
+        &["backup", "stick"],
+        &["restore", "stick/dars.sqlite"],
         &["status"],
         &["status", "--json"],
         &["verify"],
@@ -243,136 +266,6 @@ fn a_missing_config_file_fails_clearly() {
         assert!(stderr.contains("does not exist"), "{stderr}");
     }
     assert!(!work.path().join("dars-data").exists());
-}
-
-/// A running `dars serve`; killed if the test fails before stopping it.
-pub(crate) struct Served {
-    child: Child,
-    pub(crate) addr: SocketAddr,
-    /// The log lines after the one naming the address, as they come.
-    log: mpsc::Receiver<String>,
-}
-
-impl Served {
-    /// Starts `dars serve` on port 0 and reads the bound address from its log as it streams.
-    pub(crate) fn start(data: &Path) -> Served {
-        Served::start_with(data, |_| {})
-    }
-
-    /// The same, with more settings (environment, global flags) given by `extra`.
-    pub(crate) fn start_with(data: &Path, extra: impl FnOnce(&mut Command)) -> Served {
-        let mut cmd = dars();
-        extra(&mut cmd);
-        let mut child = cmd
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut served = Served {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            log: rx,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut log = Vec::new();
-        while served.addr.port() == 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match served.log.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = bound_address(&line) {
-                        assert!(line.contains("serving lessons from"), "{line}");
-                        served.addr = addr;
-                    }
-                    log.push(line);
-                }
-                Err(e) => panic!("no \"serving lessons\" line ({e}); log so far:\n{}", log.join("\n")),
-            }
-        }
-        served
-    }
-
-    /// The first log line that `wanted` accepts, waiting up to 30 s for it.
-    pub(crate) fn log_line(&self, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if wanted(&line) => return line,
-                Ok(line) => seen.push(line),
-                Err(e) => panic!("no such log line ({e}); log so far:\n{}", seen.join("\n")),
-            }
-        }
-    }
-
-    pub(crate) fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(sent.success());
-        wait_for(&mut self.child, Duration::from_secs(10), "dars serve after SIGTERM")
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The address in "serving lessons from ... on http://127.0.0.1:PORT".
-fn bound_address(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("on http://")? + "on http://".len()..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':' || c == '[' || c == ']'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// A plain HTTP/1.1 GET; returns the status code and the body.
-pub(crate) fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read response");
-    let response = text(&response);
-    let (head, body) = response.split_once("\r\n\r\n").expect("a full response");
-    assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
-        "{head}"
-    );
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    (code, body.to_owned())
-}
-
-fn healthz_lessons(addr: SocketAddr) -> u64 {
-    let (code, body) = http_get(addr, "/healthz");
-    assert_eq!(code, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).expect("healthz JSON");
-    assert_eq!(json["status"], "ok", "{json}");
-    json["lessons"].as_u64().expect("lessons count")
 }
 
 #[test]

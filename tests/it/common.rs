@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests: lesson folders on disk and a running server.
 
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use dars::service::{ImportOptions, ImportReport, Library, Progress};
 use tempfile::TempDir;
@@ -182,34 +186,34 @@ pub fn dars() -> std::process::Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("NO_COLOR", "1").stdin(std::process::Stdio::null());
+    cmd.env("NO_COLOR", "1").stdin(Stdio::null());
     cmd
 }
 
 /// Waits for `child` for at most `limit`; kills it and panics when it takes longer.
-pub fn wait_for(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + limit;
+pub fn wait_for(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
         }
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
             panic!("{what} did not finish within {limit:?}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 /// Runs `cmd` to the end (at most two minutes), capturing its output.
 pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
     let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn dars");
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+    let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             pipe.read_to_end(&mut bytes).expect("read pipe");
@@ -218,7 +222,7 @@ pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
     };
     let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let status = wait_for(&mut child, std::time::Duration::from_secs(120), &format!("{cmd:?}"));
+    let status = wait_for(&mut child, Duration::from_secs(120), &format!("{cmd:?}"));
     std::process::Output {
         status,
         stdout: stdout.join().expect("stdout thread"),
@@ -241,4 +245,134 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
+}
+
+/// A running `dars serve`; killed if the test fails before stopping it.
+pub struct Served {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The log lines after the one naming the address, as they come.
+    log: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Starts `dars serve` on port 0 and reads the bound address from its log as it streams.
+    pub fn start(data: &Path) -> Served {
+        Served::start_with(data, |_| {})
+    }
+
+    /// The same, with more settings (environment, global flags) given by `extra`.
+    pub fn start_with(data: &Path, extra: impl FnOnce(&mut std::process::Command)) -> Served {
+        let mut cmd = dars();
+        extra(&mut cmd);
+        let mut child = cmd
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut served = Served {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut log = Vec::new();
+        while served.addr.port() == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match served.log.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = bound_address(&line) {
+                        assert!(line.contains("serving lessons from"), "{line}");
+                        served.addr = addr;
+                    }
+                    log.push(line);
+                }
+                Err(e) => panic!("no \"serving lessons\" line ({e}); log so far:\n{}", log.join("\n")),
+            }
+        }
+        served
+    }
+
+    /// The first log line that `wanted` accepts, waiting up to 30 s for it.
+    pub fn log_line(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("no such log line ({e}); log so far:\n{}", seen.join("\n")),
+            }
+        }
+    }
+
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success());
+        wait_for(&mut self.child, Duration::from_secs(10), "dars serve after SIGTERM")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The address in "serving lessons from ... on http://127.0.0.1:PORT".
+pub fn bound_address(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("on http://")? + "on http://".len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == ':' || c == '[' || c == ']'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// A plain HTTP/1.1 GET; returns the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read response");
+    let response = text(&response);
+    let (head, body) = response.split_once("\r\n\r\n").expect("a full response");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    (code, body.to_owned())
+}
+
+pub fn healthz_lessons(addr: SocketAddr) -> u64 {
+    let (code, body) = http_get(addr, "/healthz");
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("healthz JSON");
+    assert_eq!(json["status"], "ok", "{json}");
+    json["lessons"].as_u64().expect("lessons count")
 }

@@ -6,6 +6,7 @@ mod admin;
 mod admin_lessons;
 mod admin_sticks;
 mod api;
+mod backup;
 mod browser;
 mod browser_console;
 mod cli;

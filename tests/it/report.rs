@@ -9,7 +9,7 @@ use std::process::Command;
 
 use dars::service::{Library, UseKind};
 
-use crate::cli::{Served, http_get};
+use crate::common::{Served, http_get};
 use crate::common::{dars, run, run_ok, text, write_lesson};
 
 /// A small tmpfs mounted for the test; unmounted when dropped.
