@@ -32,8 +32,20 @@ pub struct Config {
     pub header_timeout_secs: u64,
     /// Seconds a request may take before the server gives up on it.
     pub request_timeout_secs: u64,
-    /// Open connections at once.
+    /// Open connections at once; beyond it new ones get a 503 with Retry-After.
     pub max_connections: usize,
+    /// Seconds a kept-alive connection may sit with no request before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a response may wait for the client to take any byte before it is dropped.
+    pub send_timeout_secs: u64,
+    /// Requests in flight at once from one client address; 0: no bound.
+    pub per_client_requests: usize,
+    /// Seconds a request over that bound waits for a turn before it gets 503.
+    pub per_client_wait_secs: u64,
+    /// Bytes per second for each large response ("1M", "500k"); "0": unpaced.
+    pub bulk_rate: String,
+    /// Responses of at least this many bytes are paced at `bulk_rate` ("1M").
+    pub bulk_above: String,
 }
 
 impl Default for Config {
@@ -50,6 +62,12 @@ impl Default for Config {
             header_timeout_secs: 10,
             request_timeout_secs: 30,
             max_connections: 4096,
+            idle_timeout_secs: 30,
+            send_timeout_secs: 30,
+            per_client_requests: 16,
+            per_client_wait_secs: 2,
+            bulk_rate: "1M".to_owned(),
+            bulk_above: "1M".to_owned(),
         }
     }
 }
@@ -76,6 +94,12 @@ const ENV_KEYS: &[&str] = &[
     "header_timeout_secs",
     "request_timeout_secs",
     "max_connections",
+    "idle_timeout_secs",
+    "send_timeout_secs",
+    "per_client_requests",
+    "per_client_wait_secs",
+    "bulk_rate",
+    "bulk_above",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +147,15 @@ impl Config {
                 )));
             }
         }
-        if self.header_timeout_secs == 0 || self.request_timeout_secs == 0 {
+        self.bulk()?;
+        if [
+            self.header_timeout_secs,
+            self.request_timeout_secs,
+            self.idle_timeout_secs,
+            self.send_timeout_secs,
+        ]
+        .contains(&0)
+        {
             return Err(ConfigError::Invalid("timeouts must be at least 1 second".to_owned()));
         }
         Ok(())
@@ -153,12 +185,30 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("sync_max_rate: {e}")))
     }
 
+    /// `bulk_rate` and `bulk_above` in bytes (a rate of 0: unpaced).
+    fn bulk(&self) -> Result<(u64, u64), ConfigError> {
+        let rate = match self.bulk_rate.trim() {
+            "" | "0" => 0,
+            text => parse_rate(text).map_err(|e| ConfigError::Invalid(format!("bulk_rate: {e}")))?,
+        };
+        let above = parse_rate(&self.bulk_above).map_err(|e| ConfigError::Invalid(format!("bulk_above: {e}")))?;
+        Ok((rate, above))
+    }
+
     /// The server's limits from these settings.
     pub fn limits(&self) -> crate::http::Limits {
+        let secs = std::time::Duration::from_secs;
+        let (bulk_rate, bulk_above) = self.bulk().unwrap_or((0, u64::MAX));
         crate::http::Limits {
-            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
-            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            header_timeout: secs(self.header_timeout_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
+            send_timeout: secs(self.send_timeout_secs),
+            request_timeout: secs(self.request_timeout_secs),
             max_connections: self.max_connections,
+            per_client_requests: self.per_client_requests,
+            per_client_wait: secs(self.per_client_wait_secs),
+            bulk_rate,
+            bulk_above,
             ..crate::http::Limits::default()
         }
     }

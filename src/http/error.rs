@@ -14,6 +14,9 @@ pub enum HttpError {
     BadRequest(String),
     #[error("not acceptable")]
     NotAcceptable,
+    /// This client already has as many requests in flight as it may; it should retry soon.
+    #[error("busy")]
+    Busy,
     #[error("{0}")]
     Internal(String),
 }
@@ -33,6 +36,18 @@ impl IntoResponse for HttpError {
             HttpError::NotFound => return super::pages::not_found_page(),
             HttpError::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
             HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "no acceptable content coding".to_owned()),
+            HttpError::Busy => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (header::RETRY_AFTER, super::limits::RETRY_AFTER_SECS.to_string()),
+                        (header::CACHE_CONTROL, "no-store".to_owned()),
+                        (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                    ],
+                    super::pages::BUSY_TEXT,
+                )
+                    .into_response();
+            }
             HttpError::Internal(cause) => {
                 tracing::error!("internal error: {cause}");
                 (

@@ -47,10 +47,14 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server whose store already holds what `fill` put in it.
     pub async fn start(fill: impl FnOnce(&Path)) -> TestServer {
+        TestServer::start_with(dars::http::Limits::default(), fill).await
+    }
+
+    /// The same, with the given limits.
+    pub async fn start_with(limits: dars::http::Limits, fill: impl FnOnce(&Path)) -> TestServer {
         let data = tempfile::tempdir().expect("tempdir");
         fill(data.path());
         let library = Library::open(data.path()).expect("open");
-        let limits = dars::http::Limits::default();
         let router = dars::http::router(dars::http::AppState::new(library), &limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

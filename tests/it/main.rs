@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod files;
 mod import;
+mod limits;
 mod mdns;
 mod packages;
 mod sync;
