@@ -42,9 +42,11 @@ pub struct Config {
     pub per_client_requests: usize,
     /// Seconds a request over that bound waits for a turn before it gets 503.
     pub per_client_wait_secs: u64,
-    /// Bytes per second for each large response ("1M", "500k"); "0": unpaced.
+    /// Bytes per second for each large response ("1M", "500k"); 0: unpaced.
+    #[serde(deserialize_with = "text_or_number")]
     pub bulk_rate: String,
     /// Responses of at least this many bytes are paced at `bulk_rate` ("1M").
+    #[serde(deserialize_with = "text_or_number")]
     pub bulk_above: String,
 }
 
@@ -214,6 +216,20 @@ impl Config {
     }
 }
 
+/// A size or rate setting written either as text ("1M") or as a plain number (0, 500000).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match TextOrNumber::deserialize(d)? {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Number(n) => n.to_string(),
+    })
+}
+
 /// A rate such as `200k`, `1.5M` or `50000`, in bytes per second (k = 1000).
 pub fn parse_rate(text: &str) -> Result<u64, String> {
     let t = text.trim().trim_end_matches("/s").trim_end_matches(['B', 'b']);
@@ -308,6 +324,27 @@ mod tests {
             jail.create_file("b.toml", "listen = \"not an address\"\n")?;
             let err = Config::load(Some(Path::new("b.toml")), &Overrides::default()).expect_err("bad value");
             assert!(err.to_string().contains("listen"), "{err}");
+            jail.create_file("c.toml", "bulk_rate = \"fast\"\n")?;
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).expect_err("bad rate");
+            assert!(err.to_string().contains("bulk_rate"), "{err}");
+            jail.create_file(
+                "d.toml",
+                "bulk_rate = 0\nbulk_above = 2000000\nper_client_requests = 4\n",
+            )?;
+            let limits = Config::load(Some(Path::new("d.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?
+                .limits();
+            assert_eq!(
+                (limits.bulk_rate, limits.bulk_above, limits.per_client_requests),
+                (0, 2_000_000, 4)
+            );
+            jail.set_env("DARS_BULK_RATE", "0");
+            jail.set_env("DARS_IDLE_TIMEOUT_SECS", "5");
+            let limits = Config::load(None, &Overrides::default())
+                .map_err(|e| e.to_string())?
+                .limits();
+            assert_eq!(limits.bulk_rate, 0);
+            assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(5));
             let err = Config::load(Some(Path::new("missing.toml")), &Overrides::default()).expect_err("missing");
             assert!(err.to_string().contains("does not exist"), "{err}");
             Ok(())

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod common;
 mod files;
+mod fuzz;
 mod import;
 mod limits;
 mod mdns;
