@@ -52,11 +52,16 @@ impl TestServer {
 
     /// The same, with the given limits.
     pub async fn start_with(limits: dars::http::Limits, fill: impl FnOnce(&Path)) -> TestServer {
+        TestServer::start_at("127.0.0.1:0", limits, fill).await
+    }
+
+    /// The same, listening on `bind` (an address of this host with port 0).
+    pub async fn start_at(bind: &str, limits: dars::http::Limits, fill: impl FnOnce(&Path)) -> TestServer {
         let data = tempfile::tempdir().expect("tempdir");
         fill(data.path());
         let library = Library::open(data.path()).expect("open");
         let router = dars::http::router(dars::http::AppState::new(library), &limits);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(dars::http::serve(listener, router, limits, async {

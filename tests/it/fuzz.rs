@@ -21,8 +21,8 @@ fn config(default: u32) -> ProptestConfig {
         .unwrap_or(default);
     ProptestConfig {
         cases,
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource(
-            "regressions",
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
         ))),
         ..ProptestConfig::default()
     }
@@ -247,4 +247,75 @@ fn request_paths_through_the_router_reach_only_lesson_files() {
             Ok(())
         })
         .expect("paths");
+}
+
+/// Every file of a real signed package in turn, with bytes changed, cut or added: the import
+/// never panics, and when it refuses the package the store holds none of its lessons.
+#[test]
+fn damaged_packages_never_panic_and_are_refused_whole() {
+    use dars::keys::SecretKey;
+    use dars::service::package::{ImportPackageOptions, PublishOptions};
+    use dars::service::{Library, Progress};
+
+    let src = tempfile::tempdir().expect("src");
+    let page = crate::common::pseudo_random_text(3000, 1);
+    let picture = crate::common::pseudo_random_bytes(5000, 2);
+    crate::common::write_lesson(src.path(), "alpha", &[("index.html", &page), ("img/a.png", &picture)]);
+    crate::common::write_lesson(src.path(), "beta", &[("index.html", b"<p>beta</p>")]);
+    let key = SecretKey::generate().expect("key");
+    let trusted = vec![key.public()];
+    let mut opts = PublishOptions::new(key);
+    opts.seq = Some(1);
+    let pkg = tempfile::tempdir().expect("pkg");
+    let scan = dars::service::scan_folder(src.path()).expect("scan");
+    dars::service::package::publish(scan, pkg.path(), &opts, &Progress::new()).expect("publish");
+    let files: Vec<std::path::PathBuf> = walkdir::WalkDir::new(pkg.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(pkg.path()).expect("inside").to_path_buf())
+        .collect();
+    assert!(files.len() > 4, "{files:?}");
+    let edits = proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4);
+    let mut runner = proptest::test_runner::TestRunner::new(config(48));
+    runner
+        .run(&(any::<prop::sample::Index>(), edits), |(which, edits)| {
+            let copy = tempfile::tempdir().expect("copy");
+            for file in &files {
+                let to = copy.path().join(file);
+                std::fs::create_dir_all(to.parent().expect("parent")).expect("dirs");
+                std::fs::copy(pkg.path().join(file), &to).expect("copy");
+            }
+            let target = copy.path().join(which.get(&files));
+            let mut bytes = std::fs::read(&target).expect("read");
+            for (at, byte, kind) in edits {
+                if bytes.is_empty() {
+                    bytes.push(byte);
+                    continue;
+                }
+                let i = at.index(bytes.len());
+                match kind {
+                    0 => bytes[i] ^= byte | 1,
+                    1 => bytes.truncate(i),
+                    _ => bytes.insert(i, byte),
+                }
+            }
+            std::fs::write(&target, &bytes).expect("write");
+            let data = tempfile::tempdir().expect("data");
+            let library = Library::open(data.path()).expect("open");
+            let options = ImportPackageOptions {
+                trusted: trusted.clone(),
+                allow_downgrade: false,
+            };
+            let result = library.import_package(copy.path(), &options, &Progress::new());
+            let lessons = library.lessons(&dars::store::LessonFilter::default()).expect("list");
+            match result {
+                Ok(_) => prop_assert_eq!(lessons.len(), 2, "a package that imports carries both lessons"),
+                Err(_) => prop_assert!(lessons.is_empty(), "a refused package left {} lessons", lessons.len()),
+            }
+            let report = library.verify(&Progress::new()).expect("verify");
+            prop_assert!(report.is_clean(), "{:?} {:?}", report.database, report.problems.len());
+            Ok(())
+        })
+        .expect("damaged packages");
 }

@@ -286,53 +286,173 @@ async fn connections_beyond_the_bound_get_503_and_retry_after() {
     server.stop().await;
 }
 
+/// A namespace joined to this host by a veth pair whose host side (server to phone) is a
+/// 20 Mbit/s link with a 300 ms queue, like a school access point; deleted on drop.
+struct ShapedLink {
+    ns: String,
+    host_dev: String,
+    host_ip: String,
+}
+
+impl ShapedLink {
+    fn new() -> Result<ShapedLink, String> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}{n}", std::process::id() % 100_000);
+        let net = format!("10.203.{}", (std::process::id() % 200 + n) % 250);
+        let link = ShapedLink {
+            ns: format!("dars-limits-{tag}"),
+            host_dev: format!("lmh{tag}"),
+            host_ip: format!("{net}.1"),
+        };
+        let phone_dev = format!("lmp{tag}");
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip is missing ({e})"))?;
+            out.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        };
+        ip(&["netns", "add", &link.ns])?;
+        ip(&[
+            "link",
+            "add",
+            &link.host_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &phone_dev,
+        ])?;
+        ip(&["link", "set", &phone_dev, "netns", &link.ns])?;
+        ip(&["addr", "add", &format!("{net}.1/24"), "dev", &link.host_dev])?;
+        ip(&["link", "set", &link.host_dev, "up"])?;
+        ip(&["-n", &link.ns, "addr", "add", &format!("{net}.2/24"), "dev", &phone_dev])?;
+        ip(&["-n", &link.ns, "link", "set", &phone_dev, "up"])?;
+        ip(&["-n", &link.ns, "link", "set", "lo", "up"])?;
+        let tc = std::process::Command::new("tc")
+            .args([
+                "qdisc",
+                "add",
+                "dev",
+                &link.host_dev,
+                "root",
+                "tbf",
+                "rate",
+                "20mbit",
+                "burst",
+                "32kbit",
+                "latency",
+                "300ms",
+            ])
+            .output()
+            .map_err(|e| format!("tc is missing ({e})"))?;
+        if !tc.status.success() {
+            return Err(format!("tc tbf: {}", String::from_utf8_lossy(&tc.stderr).trim()));
+        }
+        Ok(link)
+    }
+}
+
+impl Drop for ShapedLink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_dev])
+            .output();
+    }
+}
+
+/// The phone's side, run in the namespace: starts the download, reads its first megabyte,
+/// then loads the page while the download goes on, and says how many bytes of the download
+/// arrived while the page loaded.
+const PHONE: &str = r#"
+import json, socket, sys, threading
+host, port = sys.argv[1], int(sys.argv[2])
+d = socket.create_connection((host, port))
+d.sendall(b"GET /lessons/demo/video.mp4 HTTP/1.1\r\nHost: x\r\n\r\n")
+got = [0]
+while got[0] < 1_000_000:
+    got[0] += len(d.recv(65536))
+def drain():
+    while True:
+        data = d.recv(65536)
+        if not data:
+            return
+        got[0] += len(data)
+threading.Thread(target=drain, daemon=True).start()
+before = got[0]
+p = socket.create_connection((host, port))
+p.sendall(b"GET /lessons/demo/index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+page = b""
+while True:
+    data = p.recv(65536)
+    if not data:
+        break
+    page += data
+print(json.dumps({"status": int(page[9:12]), "page_ends": page.endswith(b"small page</p>\n"), "during": got[0] - before}))
+"#;
+
 #[tokio::test]
 async fn a_big_download_does_not_hold_up_a_small_page() {
-    let server = server(Limits {
-        bulk_rate: 1_000_000,
-        ..Limits::default()
-    })
-    .await;
-    let addr = server.addr;
-    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let seen = progress.clone();
-    let download = tokio::spawn(async move {
-        // A client that reads as fast as it can: without pacing it would have the whole
-        // file in moments (on a shared Wi-Fi link: the whole link, queueing everyone else).
-        let mut stream = connect_from([127, 0, 0, 1], addr).await;
-        stream
-            .write_all(request("/lessons/demo/video.mp4").as_bytes())
-            .await
-            .expect("write");
-        let mut chunk = [0u8; 64 * 1024];
-        let mut started = Some(started_tx);
-        loop {
-            match stream.read(&mut chunk).await.expect("read") {
-                0 => break,
-                n => seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed),
-            };
-            if let Some(tx) = started.take() {
-                let _ = tx.send(());
-            }
+    let required = std::env::var("DARS_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+    let link = match ShapedLink::new() {
+        Ok(link) => link,
+        Err(why) => {
+            assert!(!required, "DARS_REQUIRE_TOOLS=1 but {why}");
+            eprintln!("skipped: {why} (needs root, ip and tc; DARS_REQUIRE_TOOLS=1 makes this a failure)");
+            return;
         }
-    });
-    started_rx.await.expect("the download began");
-    // The same client address and another one each load the page while the download runs,
-    // and get it while the download has sent only a small part of the file.
-    for from in [[127, 0, 0, 1], [127, 0, 0, 2]] {
-        let mut page = connect_from(from, addr).await;
-        page.write_all(request("/lessons/demo/index.html").as_bytes())
-            .await
-            .expect("write");
-        let response = read_response(&mut page).await;
-        assert_eq!(response.status, 200);
-        let sent = progress.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(
-            sent < BIG / 4,
-            "the download had taken {sent} of {BIG} bytes before the page came"
-        );
-    }
-    download.abort();
+    };
+    let server = TestServer::start_at(
+        &format!("{}:0", link.host_ip),
+        Limits {
+            bulk_rate: 1_000_000,
+            ..Limits::default()
+        },
+        |data| {
+            let src = tempfile::tempdir().expect("src");
+            let big = pseudo_random_bytes(BIG, 7);
+            write_lesson(
+                src.path(),
+                "demo",
+                &[
+                    ("index.html", b"<!doctype html><p>small page</p>\n"),
+                    ("video.mp4", &big),
+                ],
+            );
+            assert!(import(data, src.path()).errors.is_empty());
+        },
+    )
+    .await;
+    let (ns, host, port) = (link.ns.clone(), link.host_ip.clone(), server.addr.port().to_string());
+    let out = tokio::time::timeout(
+        HANG,
+        tokio::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-c", PHONE, &host, &port])
+            .output(),
+    )
+    .await
+    .expect("the phone finished in time")
+    .expect("python3 in the namespace");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the phone's report");
+    assert_eq!(report["status"], 200, "{report}");
+    assert_eq!(report["page_ends"], true, "{report}");
+    // Unpaced, the download keeps a queue at the access point and the page waits behind it
+    // for each round trip: 165-182 kB of video arrived while the page loaded (bulk_rate 0,
+    // on the machine this was written on). Paced at 1 MB/s, below the link's 2.5 MB/s, the
+    // queue stays short: 15 kB.
+    let during = report["during"].as_u64().expect("bytes");
+    assert!(
+        during < 80_000,
+        "{during} bytes of the download arrived while the page loaded"
+    );
     server.stop().await;
+    drop(link);
 }
