@@ -20,7 +20,7 @@ SLOW=${SLOW:-500}
 RATE=${RATE:-20mbit}
 DELAY=${DELAY:-10ms}
 PACINGS=${PACINGS:-"1M 0"}   # dars bulk_rate values to run in (b)
-FEW=${FEW:-20}                # (b) again with this many phones: where one download hurts most
+FEW=${FEW-20}                 # (b) again with this many phones: where one download hurts most
 SCENARIOS=${SCENARIOS:-"a b"}
 mkdir -p "$OUT"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then cargo build --release --locked --quiet; fi

@@ -213,7 +213,11 @@ async def phones(a):
         max_s=max(took) if took else float("nan"),
         all_phones_s=phones_done,
         jain=jain([r["bytes"] / r["took"] for r in results if not r["errors"]]),
+        # the same with the download as one more client (its rate while the phones loaded)
+        jain_with_video=jain([r["bytes"] / r["took"] for r in results if not r["errors"]] + [big.get("bytes", 0) / big.get("took", 1)]),
+        jain_times=jain(took),
         big_mbit=big.get("mbit"),
+        per_phone=sorted((round(r["took"], 3), r["bytes"]) for r in results),
     )
 
 

@@ -129,15 +129,15 @@ proptest! {
         if let Ok(index) = serde_json::from_slice::<Index>(&doc) {
             let _ = check_index(&index);
         }
-        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&doc) {
-            if check_manifest(&manifest).is_ok() {
-                for lesson in &manifest.lessons {
-                    let meta = lesson.meta();
-                    prop_assert!(dars::lesson::valid_id(&meta.id));
-                    for file in &lesson.files {
-                        prop_assert!(check_relative_path(&file.path).is_ok());
-                        prop_assert!(file.hash().is_some());
-                    }
+        if let Ok(manifest) = serde_json::from_slice::<Manifest>(&doc)
+            && check_manifest(&manifest).is_ok()
+        {
+            for lesson in &manifest.lessons {
+                let meta = lesson.meta();
+                prop_assert!(dars::lesson::valid_id(&meta.id));
+                for file in &lesson.files {
+                    prop_assert!(check_relative_path(&file.path).is_ok());
+                    prop_assert!(file.hash().is_some());
                 }
             }
         }
