@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 CASES=${1:-100000}
 echo "== $CASES cases per property ($(date -u +%H:%M) UTC; $(uptime))"
 start=$(date +%s)
-PROPTEST_CASES=$CASES cargo test --release --locked --test it fuzz:: -- --skip damaged_packages
-PROPTEST_CASES=$((CASES / 100 > 48 ? CASES / 100 : 48)) cargo test --release --locked --test it fuzz::damaged_packages
+PROPTEST_CASES=$CASES cargo test --locked --test it fuzz:: -- --skip damaged_packages
+PROPTEST_CASES=$((CASES / 100 > 48 ? CASES / 100 : 48)) cargo test --locked --test it fuzz::damaged_packages
 echo "== done in $(( $(date +%s) - start )) s; failures (if any) are in proptest-regressions/"

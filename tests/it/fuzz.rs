@@ -319,3 +319,44 @@ fn damaged_packages_never_panic_and_are_refused_whole() {
         })
         .expect("damaged packages");
 }
+
+/// The seed corpus: inputs picked by hand for the edges each parser has, run every time.
+#[test]
+fn seed_corpus_of_awkward_inputs() {
+    let tomls = [
+        "",
+        "\u{feff}id = \"a\"",
+        "id = \"ə\"\ntitle = \"Ə\u{0}\"",
+        "ид = 1\n\"ə\" = ",
+        "id = \"a\"\ntitle = \"t\"\nlanguage = \"az\"\ngrade = 99999999999999999999\nsubject = \"s\"",
+        "id = \"a\"\ntitle = \"t\"\nlanguage = \"AZ \"\ngrade = 0\nsubject = \"s\"\nentry = \"a/./b\"",
+        "[id]\n[[id]]",
+        "id = \"a\"\nid = \"b\"",
+        &"x = [".repeat(2000),
+    ];
+    for text in tomls {
+        let _ = parse_meta(text, Path::new("seed/lesson.toml"));
+    }
+    for (header, len) in [
+        ("bytes=18446744073709551615-", u64::MAX),
+        ("bytes=-18446744073709551615", 10),
+        ("bytes=99999999999999999999-1", 10),
+        ("bytes=0-0", 0),
+        ("bytes=-0", 5),
+        ("bytes= 1 - 2 ", 5),
+        ("bytes=5-1", 10),
+        ("bytes=ə-1", 10),
+        ("bytes=0-,1-2", 10),
+    ] {
+        if let RangeRequest::Partial(r) = parse_range(Some(header), len) {
+            assert!(r.start < r.end && r.end <= len, "{header:?} {len} -> {r:?}");
+        }
+    }
+    for header in ["q=1", ";q=0", "gzip;q=", "gzip;q=0.", "gzip;q=1.0000", "*;q=0.5, identity;q=0", "ə, gzip", ",,,,"] {
+        let _ = choose_coding(Some(header), &[Coding::Zstd, Coding::Gzip, Coding::Identity]);
+    }
+    for path in ["..", "a/..", "a/../b", "./a", "a/.", "a//b", "/a", "C:a", "a\\b", "a\u{7f}", "ə/ü.html"] {
+        let ok = check_relative_path(path).is_ok();
+        assert_eq!(ok, path == "ə/ü.html", "{path:?}");
+    }
+}
