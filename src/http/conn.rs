@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use axum::http::header;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use super::HttpError;
@@ -170,7 +170,9 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(max as usize));
     let shed_slots = Arc::new(Semaphore::new(SHED_AT_ONCE));
     let clients = Clients::new(&limits);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    // Read by each connection on its watchdog's tick, not on every wake-up: a channel's
+    // waiter list would be one lock shared by every connection on the hot path.
+    let stopping = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -230,7 +232,7 @@ pub async fn serve(
                 service,
             );
         let limits = limits.clone();
-        let mut stop = stop_rx.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             tokio::pin!(conn);
             let every = (limits.header_timeout.min(limits.idle_timeout).min(limits.send_timeout) / 4)
@@ -247,6 +249,10 @@ pub async fn serve(
                         break;
                     }
                     _ = tick.tick() => match watch.verdict(&limits) {
+                        Verdict::Fine | Verdict::Idle if !closing && stopping.load(Ordering::Relaxed) => {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
                         Verdict::Fine => {}
                         Verdict::Idle if !closing => {
                             conn.as_mut().graceful_shutdown();
@@ -257,17 +263,13 @@ pub async fn serve(
                             break;
                         }
                     },
-                    _ = stop.changed(), if !closing => {
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
                 }
             }
             drop(permit);
         });
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    stopping.store(true, Ordering::Relaxed);
     if tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(max))
         .await
         .is_err()
