@@ -32,12 +32,26 @@ pub struct Config {
     pub header_timeout_secs: u64,
     /// Seconds a request may take before the server gives up on it.
     pub request_timeout_secs: u64,
-    /// Open connections at once.
+    /// Open connections at once; beyond it new ones get a 503 with Retry-After.
     pub max_connections: usize,
     /// Largest lesson upload the console accepts, in MB.
     pub max_upload_mb: u64,
     /// The most an uploaded zip may unpack to, in MB (a zip bomb is refused sooner, by ratio).
     pub max_unpacked_mb: u64,
+    /// Seconds a kept-alive connection may sit with no request before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a response may wait for the client to take any byte before it is dropped.
+    pub send_timeout_secs: u64,
+    /// Requests in flight at once from one client address; 0: no bound.
+    pub per_client_requests: usize,
+    /// Seconds a request over that bound waits for a turn before it gets 503.
+    pub per_client_wait_secs: u64,
+    /// Bytes per second for each large response ("1M", "500k"); 0: unpaced.
+    #[serde(deserialize_with = "text_or_number")]
+    pub bulk_rate: String,
+    /// Responses of at least this many bytes are paced at `bulk_rate` ("1M").
+    #[serde(deserialize_with = "text_or_number")]
+    pub bulk_above: String,
 }
 
 impl Default for Config {
@@ -56,6 +70,12 @@ impl Default for Config {
             max_connections: 4096,
             max_upload_mb: 256,
             max_unpacked_mb: 1024,
+            idle_timeout_secs: 30,
+            send_timeout_secs: 30,
+            per_client_requests: 16,
+            per_client_wait_secs: 2,
+            bulk_rate: "1M".to_owned(),
+            bulk_above: "1M".to_owned(),
         }
     }
 }
@@ -84,6 +104,12 @@ const ENV_KEYS: &[&str] = &[
     "max_connections",
     "max_upload_mb",
     "max_unpacked_mb",
+    "idle_timeout_secs",
+    "send_timeout_secs",
+    "per_client_requests",
+    "per_client_wait_secs",
+    "bulk_rate",
+    "bulk_above",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +157,7 @@ impl Config {
                 )));
             }
         }
+        self.bulk()?;
         for (key, mb) in [("max_upload_mb", self.max_upload_mb), ("max_unpacked_mb", self.max_unpacked_mb)] {
             if mb == 0 {
                 return Err(ConfigError::Invalid(format!("{key} = 0: write at least 1 (megabytes)")));
@@ -139,6 +166,8 @@ impl Config {
         for (key, secs) in [
             ("header_timeout_secs", self.header_timeout_secs),
             ("request_timeout_secs", self.request_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("send_timeout_secs", self.send_timeout_secs),
         ] {
             if secs == 0 {
                 return Err(ConfigError::Invalid(format!("{key} = 0: write at least 1 (seconds)")));
@@ -203,12 +232,30 @@ impl Config {
         })
     }
 
+    /// `bulk_rate` and `bulk_above` in bytes (a rate of 0: unpaced).
+    fn bulk(&self) -> Result<(u64, u64), ConfigError> {
+        let rate = match self.bulk_rate.trim() {
+            "" | "0" => 0,
+            text => parse_rate(text).map_err(|e| ConfigError::Invalid(format!("bulk_rate: {e}")))?,
+        };
+        let above = parse_rate(&self.bulk_above).map_err(|e| ConfigError::Invalid(format!("bulk_above: {e}")))?;
+        Ok((rate, above))
+    }
+
     /// The server's limits from these settings.
     pub fn limits(&self) -> crate::http::Limits {
+        let secs = std::time::Duration::from_secs;
+        let (bulk_rate, bulk_above) = self.bulk().unwrap_or((0, u64::MAX));
         crate::http::Limits {
-            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
-            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            header_timeout: secs(self.header_timeout_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
+            send_timeout: secs(self.send_timeout_secs),
+            request_timeout: secs(self.request_timeout_secs),
             max_connections: self.max_connections,
+            per_client_requests: self.per_client_requests,
+            per_client_wait: secs(self.per_client_wait_secs),
+            bulk_rate,
+            bulk_above,
             ..crate::http::Limits::default()
         }
     }
@@ -223,6 +270,18 @@ fn describe(e: &figment::Error) -> String {
     } else {
         e.to_string()
     }
+/// A size or rate setting written either as text ("1M") or as a plain number (0, 500000).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match TextOrNumber::deserialize(d)? {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Number(n) => n.to_string(),
+    })
 }
 
 /// A rate such as `200k`, `1.5M` or `50000`, in bytes per second (k = 1000).
@@ -413,6 +472,27 @@ mod tests {
             jail.create_file("b.toml", "listen = \"not an address\"\n")?;
             let err = Config::load(Some(Path::new("b.toml")), &Overrides::default()).expect_err("bad value");
             assert!(err.to_string().contains("listen"), "{err}");
+            jail.create_file("c.toml", "bulk_rate = \"fast\"\n")?;
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).expect_err("bad rate");
+            assert!(err.to_string().contains("bulk_rate"), "{err}");
+            jail.create_file(
+                "d.toml",
+                "bulk_rate = 0\nbulk_above = 2000000\nper_client_requests = 4\n",
+            )?;
+            let limits = Config::load(Some(Path::new("d.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?
+                .limits();
+            assert_eq!(
+                (limits.bulk_rate, limits.bulk_above, limits.per_client_requests),
+                (0, 2_000_000, 4)
+            );
+            jail.set_env("DARS_BULK_RATE", "0");
+            jail.set_env("DARS_IDLE_TIMEOUT_SECS", "5");
+            let limits = Config::load(None, &Overrides::default())
+                .map_err(|e| e.to_string())?
+                .limits();
+            assert_eq!(limits.bulk_rate, 0);
+            assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(5));
             let err = Config::load(Some(Path::new("missing.toml")), &Overrides::default()).expect_err("missing");
             assert!(err.to_string().contains("does not exist"), "{err}");
             Ok(())

@@ -17,6 +17,9 @@ pub enum HttpError {
     /// The account's role does not allow this, or a form's CSRF token is wrong.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// This client already has as many requests in flight as it may; it should retry soon.
+    #[error("busy")]
+    Busy,
     #[error("{0}")]
     Internal(String),
 }
@@ -39,6 +42,18 @@ impl IntoResponse for HttpError {
             HttpError::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
             HttpError::Forbidden(why) => (StatusCode::FORBIDDEN, why.clone()),
             HttpError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "no acceptable content coding".to_owned()),
+            HttpError::Busy => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (header::RETRY_AFTER, super::limits::RETRY_AFTER_SECS.to_string()),
+                        (header::CACHE_CONTROL, "no-store".to_owned()),
+                        (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                    ],
+                    super::pages::BUSY_TEXT,
+                )
+                    .into_response();
+            }
             HttpError::Internal(cause) => {
                 tracing::error!("internal error: {cause}");
                 (

@@ -18,6 +18,10 @@ use crate::store::{BlobInfo, CHUNK_SIZE, FileHit, Storage, Variant};
 const CACHE_CONTROL: &str = "public, max-age=600";
 /// Bodies up to this size are read in one go; larger ones stream chunk by chunk.
 const STREAM_ABOVE: u64 = 4 * CHUNK_SIZE as u64;
+/// A streamed body is read in pieces of this size (a quarter of a stored chunk), so each slow
+/// phone holds at most this much of the server's memory: 250 phones reading a big file at
+/// 2 KB/s took 91 MB with whole 256 KiB chunks (bench/load.sh (a)).
+const STREAM_STEP: u64 = CHUNK_SIZE as u64 / 4;
 
 /// `/lessons/{id}`: relative links in the entry page need the trailing slash.
 pub async fn no_slash(Path(id): Path<String>) -> Result<Response, HttpError> {
@@ -230,9 +234,9 @@ pub(super) async fn body(
         let bytes = state.blocking(move |lib| lib.read(blob.hash, variant, range)).await?;
         return Ok(Body::from(bytes));
     }
-    // Large bodies stream one chunk at a time, so memory stays flat however big the file.
+    // Large bodies stream a piece at a time, so memory stays flat however big the file.
     let state = state.clone();
-    let step = CHUNK_SIZE as u64;
+    let step = STREAM_STEP;
     let stream = futures_util::stream::unfold(range.start, move |at| {
         let state = state.clone();
         let end = range.end;

@@ -4,56 +4,30 @@
 pub mod admin;
 mod api;
 pub mod charts;
+mod conn;
 mod error;
 mod files;
+mod limits;
 mod metrics;
 mod mirror;
 pub mod negotiate;
 mod pages;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::routing::get;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use conn::serve;
 pub use error::HttpError;
+pub use limits::Limits;
 
 use crate::service::{Library, ServiceError};
-
-/// Limits that protect the server from slow or greedy clients.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Time a client has to send a request's headers.
-    pub header_timeout: Duration,
-    /// Time a handler has to produce a response (bodies may stream for longer).
-    pub request_timeout: Duration,
-    /// Largest request body accepted.
-    pub max_body: usize,
-    /// Open connections at once; more wait in the kernel's accept queue.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            max_body: 64 * 1024,
-            max_connections: 4096,
-        }
-    }
-}
 
 /// Where a connection came in: the listener's address and the address the client reached
 /// (a request extension, for the poster and for links back to this server).
@@ -181,67 +155,6 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         // `Router::layer` is), so the matched route is known.
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish
-/// (for at most 10 s) and returns.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: Limits,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let bound = listener.local_addr()?;
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let listening = Listening {
-            bound,
-            local: stream.local_addr().unwrap_or(bound),
-        };
-        let app = router.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(listening);
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_buf_size(64 * 1024)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("some connections were still open at shutdown"),
-    }
-    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -53,7 +53,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server whose store already holds what `fill` put in it.
     pub async fn start(fill: impl FnOnce(&Path)) -> TestServer {
-        TestServer::start_with_console(fill, dars::http::admin::ConsoleSettings::default()).await
+        TestServer::start_at("127.0.0.1:0", dars::http::Limits::default(), fill).await
     }
 
     /// The same, with the console at /admin set up as given.
@@ -61,13 +61,32 @@ impl TestServer {
         fill: impl FnOnce(&Path),
         console: dars::http::admin::ConsoleSettings,
     ) -> TestServer {
+        TestServer::start_full("127.0.0.1:0", dars::http::Limits::default(), console, fill).await
+    }
+
+    /// The same, with the given limits.
+    pub async fn start_with(limits: dars::http::Limits, fill: impl FnOnce(&Path)) -> TestServer {
+        TestServer::start_at("127.0.0.1:0", limits, fill).await
+    }
+
+    /// The same, listening on `bind` (an address of this host with port 0).
+    pub async fn start_at(bind: &str, limits: dars::http::Limits, fill: impl FnOnce(&Path)) -> TestServer {
+        TestServer::start_full(bind, limits, dars::http::admin::ConsoleSettings::default(), fill).await
+    }
+
+    /// A server on `bind` with these limits and console settings.
+    pub async fn start_full(
+        bind: &str,
+        limits: dars::http::Limits,
+        console: dars::http::admin::ConsoleSettings,
+        fill: impl FnOnce(&Path),
+    ) -> TestServer {
         let data = tempfile::tempdir().expect("tempdir");
         fill(data.path());
         let library = std::sync::Arc::new(Library::open(data.path()).expect("open"));
-        let limits = dars::http::Limits::default();
         let state = dars::http::AppState::with_console(library.clone(), console);
         let router = dars::http::router(state, &limits);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(dars::http::serve(listener, router, limits, async {

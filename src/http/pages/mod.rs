@@ -291,6 +291,10 @@ pub fn not_found_page() -> Response {
         .into_response()
 }
 
+/// What a phone sees when the server (or its own share of it) is busy: a 503 with
+/// `Retry-After`, in the three languages.
+pub const BUSY_TEXT: &str = "Server məşğuldur, bir az sonra yenidən cəhd edin.\nСервер занят, повторите чуть позже.\nThe server is busy; try again in a moment.\n";
+
 /// Fallback route.
 pub async fn not_found() -> Response {
     not_found_page()
