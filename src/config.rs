@@ -158,7 +158,10 @@ impl Config {
             }
         }
         self.bulk()?;
-        for (key, mb) in [("max_upload_mb", self.max_upload_mb), ("max_unpacked_mb", self.max_unpacked_mb)] {
+        for (key, mb) in [
+            ("max_upload_mb", self.max_upload_mb),
+            ("max_unpacked_mb", self.max_unpacked_mb),
+        ] {
             if mb == 0 {
                 return Err(ConfigError::Invalid(format!("{key} = 0: write at least 1 (megabytes)")));
             }
@@ -270,6 +273,8 @@ fn describe(e: &figment::Error) -> String {
     } else {
         e.to_string()
     }
+}
+
 /// A size or rate setting written either as text ("1M") or as a plain number (0, 500000).
 fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]

@@ -11,8 +11,8 @@ macro_rules! say {
 mod backup;
 mod output;
 mod packages;
-mod users;
 mod report;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use super::{HttpError, Listening};
 use super::limits::{Clients, Limits, Metered, RETRY_AFTER_SECS};
+use super::{HttpError, Listening};
 
 /// Milliseconds since the first call: a cheap clock for the watchdog's bookkeeping.
 fn now_ms() -> u64 {

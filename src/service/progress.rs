@@ -50,8 +50,8 @@ impl Progress {
 
     /// Starts a new stage of the work: the done counters go back to zero.
     pub fn begin(&self, what: &str) {
-        self.done_bytes.store(0, Ordering::Relaxed);
-        self.done_items.store(0, Ordering::Relaxed);
+        self.inner.done_bytes.store(0, Ordering::Relaxed);
+        self.inner.done_items.store(0, Ordering::Relaxed);
         self.set_current(what);
     }
 

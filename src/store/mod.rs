@@ -28,8 +28,7 @@ pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, Shelf, SyncResult, collect_garbage, count_lessons,
     current_digest, files_of, files_using, find_file, get_lesson, get_manifest, latest_seq, list_all_lessons,
     list_lessons, prune_manifests, publishers, put_manifest, record_sync, remove_lesson, replace_lesson, set_seq,
-    shelves,
-    sync_results,
+    shelves, sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 pub use search::{Found, index_missing, search_index};

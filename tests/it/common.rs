@@ -339,7 +339,10 @@ impl Served {
 
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
         assert!(sent.success());
         wait_for(&mut self.child, Duration::from_secs(10), "dars serve after SIGTERM")
     }

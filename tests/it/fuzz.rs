@@ -352,10 +352,31 @@ fn seed_corpus_of_awkward_inputs() {
             assert!(r.start < r.end && r.end <= len, "{header:?} {len} -> {r:?}");
         }
     }
-    for header in ["q=1", ";q=0", "gzip;q=", "gzip;q=0.", "gzip;q=1.0000", "*;q=0.5, identity;q=0", "ə, gzip", ",,,,"] {
+    for header in [
+        "q=1",
+        ";q=0",
+        "gzip;q=",
+        "gzip;q=0.",
+        "gzip;q=1.0000",
+        "*;q=0.5, identity;q=0",
+        "ə, gzip",
+        ",,,,",
+    ] {
         let _ = choose_coding(Some(header), &[Coding::Zstd, Coding::Gzip, Coding::Identity]);
     }
-    for path in ["..", "a/..", "a/../b", "./a", "a/.", "a//b", "/a", "C:a", "a\\b", "a\u{7f}", "ə/ü.html"] {
+    for path in [
+        "..",
+        "a/..",
+        "a/../b",
+        "./a",
+        "a/.",
+        "a//b",
+        "/a",
+        "C:a",
+        "a\\b",
+        "a\u{7f}",
+        "ə/ü.html",
+    ] {
         let ok = check_relative_path(path).is_ok();
         assert_eq!(ok, path == "ə/ü.html", "{path:?}");
     }
