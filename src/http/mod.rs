@@ -134,6 +134,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/packs", get(pages::pack_confirm))
         .route("/packs/offline.html", get(pages::pack_file))
         .route("/poster", get(pages::poster))
+        .route("/search", get(pages::search))
         .route("/static/{name}", get(pages::script))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))

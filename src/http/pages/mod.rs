@@ -8,6 +8,7 @@ mod home;
 mod lesson;
 mod offline;
 mod poster;
+mod search;
 
 use std::net::SocketAddr;
 
@@ -22,6 +23,7 @@ pub use home::home;
 pub use lesson::card;
 pub use offline::{lesson_file, pack_confirm, pack_file};
 pub use poster::poster;
+pub use search::search;
 
 use super::negotiate::{Coding, choose_coding, none_match};
 use super::{AppState, HttpError, Listening};

@@ -4,7 +4,7 @@
 //! on a list) or `language=&grade=&subject=` (a whole subject of a grade).
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
@@ -14,7 +14,7 @@ use crate::http::negotiate::{Coding, choose_coding};
 use crate::http::{AppState, HttpError};
 use crate::lesson::{MAX_GRADE, valid_id};
 use crate::service::offline::{PACK_MAX, percent_encode_path};
-use crate::service::{OfflineFile, OfflineOptions, PackRequest, Separate};
+use crate::service::{OfflineFile, OfflineOptions, PackRequest, Separate, UseKind};
 use crate::store::LessonFilter;
 use crate::ui::{Lang, Text, grade_label, human_size, lesson_count};
 
@@ -54,6 +54,7 @@ pub async fn lesson_file(
     State(state): State<AppState>,
     visitor: Visitor,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     if !valid_id(&id) {
@@ -65,7 +66,19 @@ pub async fn lesson_file(
     };
     let opts = options(&visitor);
     let file = state.blocking(move |lib| lib.offline_file(&request, &opts)).await?;
-    Ok(download(&file, &headers))
+    let response = download(&file, &headers);
+    count_saves(&state, &method, &file, &response);
+    Ok(response)
+}
+
+/// Counts a saved file as one offline save of each lesson in it (a GET that got the file;
+/// HEAD and refusals are not saves).
+fn count_saves(state: &AppState, method: &Method, file: &OfflineFile, response: &Response) {
+    if *method == Method::GET && response.status() == StatusCode::OK {
+        for lesson in &file.lessons {
+            state.library().record_use(&lesson.meta.id, UseKind::OfflineSave);
+        }
+    }
 }
 
 /// A pack asked for in a query, or the page saying what is wrong with it.
@@ -239,6 +252,7 @@ pub async fn pack_file(
     State(state): State<AppState>,
     visitor: Visitor,
     RawQuery(query): RawQuery,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let request = match asked(&state, &visitor, query.as_deref()).await? {
@@ -246,7 +260,11 @@ pub async fn pack_file(
         Asked::Wrong(response) => return Ok(response),
     };
     match build(&state, &visitor, request).await? {
-        Ok(file) => Ok(download(&file, &headers)),
+        Ok(file) => {
+            let response = download(&file, &headers);
+            count_saves(&state, &method, &file, &response);
+            Ok(response)
+        }
         Err(response) => Ok(response),
     }
 }
