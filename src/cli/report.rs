@@ -11,7 +11,7 @@ use super::output::{human_bytes, with_progress};
 use crate::config::Config;
 use crate::service::Progress;
 use crate::service::fleet::{Fleet, FleetOptions, merge};
-use crate::service::report::{centre_key, read_reports, write_signed};
+use crate::service::report::read_reports;
 
 pub fn report(config: &Config, out: &Path, full: bool) -> anyhow::Result<ExitCode> {
     if !out.is_dir() {
@@ -21,13 +21,11 @@ pub fn report(config: &Config, out: &Path, full: bool) -> anyhow::Result<ExitCod
         );
     }
     let library = super::open(config)?;
-    let key = centre_key(&config.data)?;
     let progress = Progress::new();
-    let report = with_progress(&progress, "checking", || {
-        library.report(&config.centre_name, &key, full, &progress)
-    })?;
-    let path =
-        write_signed(out, &report, &key).with_context(|| format!("cannot write the report to {}", out.display()))?;
+    let (path, report) = with_progress(&progress, "checking", || {
+        library.write_report(&config.centre_name, out, full, &progress)
+    })
+    .with_context(|| format!("cannot write the report to {}", out.display()))?;
     say!("report written: {}", path.display());
     say!(
         "centre {} (key {}), {} lessons, store {}, {} free on disk, {} views in the last 30 days",

@@ -133,6 +133,58 @@ pub fn centre_key(data_dir: &Path) -> Result<SecretKey, ServiceError> {
 }
 
 impl Library {
+    /// Uses of each lesson used in the 90 days up to `day` (that day included), over the last
+    /// 30 and 90 days, most viewed in 90 days first: the report's figures and the console's.
+    pub fn lesson_usage(&self, day: super::usage::Day) -> Result<Vec<LessonUsage>, ServiceError> {
+        let totals_30 = self.usage_totals(day - 29, day)?;
+        let totals_90 = self.usage_totals(day - 89, day)?;
+        Ok(totals_90
+            .into_iter()
+            .map(|t| {
+                let recent = totals_30.iter().find(|r| r.lesson == t.lesson);
+                LessonUsage {
+                    views_30d: recent.map_or(0, |r| r.views),
+                    offline_saves_30d: recent.map_or(0, |r| r.offline_saves),
+                    lesson: t.lesson,
+                    views_90d: t.views,
+                    offline_saves_90d: t.offline_saves,
+                }
+            })
+            .collect())
+    }
+
+    /// What `dars report --out DIR` does, for the CLI and the console alike: makes this
+    /// centre's report (signed by its key in the data folder, made on first use) and writes it
+    /// into `out/DARS-REPORTS/`. `out` must be an existing folder (a stick's mount point): a
+    /// stick pulled out is refused rather than a folder made in its place. Returns the JSON
+    /// file written and the report.
+    pub fn write_report(
+        &self,
+        centre: &str,
+        out: &Path,
+        full: bool,
+        progress: &super::Progress,
+    ) -> Result<(PathBuf, Report), ServiceError> {
+        if !out.is_dir() {
+            return Err(ServiceError::Refused(format!(
+                "{} is not a folder: give the USB stick's folder (its mount point)",
+                out.display()
+            )));
+        }
+        let key = centre_key(self.data_dir())?;
+        let report = self.report(centre, &key, full, progress)?;
+        let json = write_signed(out, &report, &key)?;
+        Ok((json, report))
+    }
+
+    /// The data folder: the one holding the database file (and the centre's key).
+    pub fn data_dir(&self) -> &Path {
+        match self.db_path().parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
     /// Gathers this centre's report, signed by `key`; `full` re-hashes every blob for the
     /// health figure instead of the quick check.
     pub fn report(
@@ -150,24 +202,10 @@ impl Library {
         let mut problems = health.database.clone();
         problems.extend(health.problems.iter().map(|p| format!("blob {}: {}", p.hash, p.what)));
         let status = self.status()?;
-        let data_dir = self.db_path().parent().unwrap_or(Path::new("."));
+        let data_dir = self.data_dir();
         let now = crate::store::now_secs();
         let day = today();
-        let totals_30 = self.usage_totals(day - 29, day)?;
-        let totals_90 = self.usage_totals(day - 89, day)?;
-        let per_lesson = totals_90
-            .into_iter()
-            .map(|t| {
-                let recent = totals_30.iter().find(|r| r.lesson == t.lesson);
-                LessonUsage {
-                    views_30d: recent.map_or(0, |r| r.views),
-                    offline_saves_30d: recent.map_or(0, |r| r.offline_saves),
-                    lesson: t.lesson,
-                    views_90d: t.views,
-                    offline_saves_90d: t.offline_saves,
-                }
-            })
-            .collect();
+        let per_lesson = self.lesson_usage(day)?;
         Ok(Report {
             format: FORMAT.to_owned(),
             centre: centre.to_owned(),
