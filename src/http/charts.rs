@@ -78,7 +78,7 @@ pub fn bars(title: &str, points: &[(String, u64)]) -> Markup {
                 @let w = scaled(*value, max, BAR_WIDTH);
                 g {
                     title { (name) ": " (value) }
-                    text x=(LABEL_WIDTH - 4) y=(y + 10) text-anchor="end" { (name) }
+                    text x=(LABEL_WIDTH - 4) y=(y + 10) text-anchor="end" { (short(name)) }
                     rect x=(LABEL_WIDTH) y=(y + 2) width=(w) height=(ROW - 4) fill="#2a6f97" {}
                     text x=(LABEL_WIDTH + w + 4) y=(y + 10) { (value) }
                 }
@@ -115,26 +115,57 @@ pub fn sparkline(title: &str, values: &[u64]) -> Markup {
     }
 }
 
-/// Usage figures for a console page: views per day as columns, then views and offline saves
-/// per lesson as bars. The titles are the page's, in its language.
+/// Most lessons a per-lesson chart draws (the page's table lists them all).
+pub const MOST_BARS: usize = 15;
+/// Longest name written beside a bar; the bar's own `<title>` carries the whole name.
+const NAME_CHARS: usize = 26;
+
+fn short(name: &str) -> String {
+    if name.chars().count() <= NAME_CHARS {
+        return name.to_owned();
+    }
+    let mut text: String = name.chars().take(NAME_CHARS - 1).collect();
+    text.push('…');
+    text
+}
+
+/// Usage figures for a console page: views and offline saves per day as columns, then the
+/// most viewed and the most saved lessons as bars (at most [`MOST_BARS`] each, named by
+/// `name`, a lesson's title say). The titles are the page's, in its language.
 #[derive(Debug, Clone, Copy)]
 pub struct UsageTitles<'a> {
     pub views_per_day: &'a str,
+    pub saves_per_day: &'a str,
     pub views_per_lesson: &'a str,
     pub saves_per_lesson: &'a str,
 }
 
-pub fn usage(per_day: &[DayUse], totals: &[LessonUse], titles: &UsageTitles<'_>) -> Markup {
-    let days: Vec<(String, u64)> = per_day.iter().map(|d| (d.date.clone(), d.views)).collect();
-    let views: Vec<(String, u64)> = totals.iter().map(|t| (t.lesson.clone(), t.views)).collect();
-    let mut saves: Vec<(String, u64)> = totals
-        .iter()
-        .filter(|t| t.offline_saves > 0)
-        .map(|t| (t.lesson.clone(), t.offline_saves))
-        .collect();
-    saves.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+pub fn usage(
+    per_day: &[DayUse],
+    totals: &[LessonUse],
+    name: impl Fn(&str) -> String,
+    titles: &UsageTitles<'_>,
+) -> Markup {
+    let views_per_day: Vec<(String, u64)> = per_day.iter().map(|d| (d.date.clone(), d.views)).collect();
+    let saves_per_day: Vec<(String, u64)> = per_day.iter().map(|d| (d.date.clone(), d.offline_saves)).collect();
+    let most = |figure: fn(&LessonUse) -> u64| {
+        let mut points: Vec<(u64, &str)> = totals
+            .iter()
+            .filter(|t| figure(t) > 0)
+            .map(|t| (figure(t), t.lesson.as_str()))
+            .collect();
+        points.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        points
+            .into_iter()
+            .take(MOST_BARS)
+            .map(|(value, lesson)| (name(lesson), value))
+            .collect::<Vec<_>>()
+    };
+    let views = most(|t| t.views);
+    let saves = most(|t| t.offline_saves);
     html! {
-        figure.usage { (columns(titles.views_per_day, &days)) figcaption { (titles.views_per_day) } }
+        figure.usage { (columns(titles.views_per_day, &views_per_day)) figcaption { (titles.views_per_day) } }
+        figure.usage { (columns(titles.saves_per_day, &saves_per_day)) figcaption { (titles.saves_per_day) } }
         figure.usage { (bars(titles.views_per_lesson, &views)) figcaption { (titles.views_per_lesson) } }
         figure.usage { (bars(titles.saves_per_lesson, &saves)) figcaption { (titles.saves_per_lesson) } }
     }
@@ -218,27 +249,59 @@ mod tests {
                 offline_saves: 1,
             },
         ];
-        let totals = vec![LessonUse {
-            lesson: "fractions".to_owned(),
-            views: 6,
-            offline_saves: 1,
-        }];
+        let use_of = |lesson: &str, views, offline_saves| LessonUse {
+            lesson: lesson.to_owned(),
+            views,
+            offline_saves,
+        };
+        let totals = vec![use_of("fractions", 6, 1), use_of("saved-only", 0, 3)];
         let titles = UsageTitles {
             views_per_day: "Baxışlar, gün üzrə",
+            saves_per_day: "Oflayn saxlamalar, gün üzrə",
             views_per_lesson: "Baxışlar, dərs üzrə",
             saves_per_lesson: "Oflayn saxlamalar",
         };
-        let html = usage(&per_day, &totals, &titles).into_string();
-        assert_eq!(html.matches("<svg").count(), 3, "{html}");
+        let name = |id: &str| format!("Dərs {id}");
+        let html = usage(&per_day, &totals, name, &titles).into_string();
+        assert_eq!(html.matches("<svg").count(), 4, "{html}");
         assert!(
             html.contains("<title>Baxışlar, gün üzrə: Σ 6 · max 4 (2026-12-01)</title>"),
             "{html}"
         );
-        assert!(html.contains("<title>fractions: 6</title>"), "{html}");
         assert!(
-            html.contains("<title>Oflayn saxlamalar: Σ 1 · max 1 (fractions)</title>"),
+            html.contains("<title>Oflayn saxlamalar, gün üzrə: Σ 1 · max 1 (2026-12-01)</title>"),
             "{html}"
         );
+        // Lessons by their names; one never viewed is not a bar of views.
+        assert!(html.contains("<title>Dərs fractions: 6</title>"), "{html}");
+        assert!(!html.contains("<title>Dərs saved-only: 0</title>"), "{html}");
+        assert!(
+            html.contains("<title>Oflayn saxlamalar: Σ 4 · max 3 (Dərs saved-only)</title>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn per_lesson_charts_keep_the_most_used_and_shorten_long_names() {
+        let totals: Vec<LessonUse> = (1..=40)
+            .map(|i| LessonUse {
+                lesson: format!("lesson-{i:02}"),
+                views: i,
+                offline_saves: 0,
+            })
+            .collect();
+        let titles = UsageTitles {
+            views_per_day: "d",
+            saves_per_day: "s",
+            views_per_lesson: "Views",
+            saves_per_lesson: "Saves",
+        };
+        let long = |id: &str| format!("{id}: a lesson whose title runs on and on");
+        let html = usage(&[], &totals, long, &titles).into_string();
+        assert_eq!(html.matches("<rect ").count(), MOST_BARS, "{html}");
+        assert!(html.contains("lesson-40: a lesson whose title runs on and on: 40</title>"));
+        assert!(!html.contains("lesson-25:"), "only the {MOST_BARS} most viewed");
+        assert!(html.contains(">lesson-40: a lesson whose…</text>"), "{html}");
     }
 
     #[test]
