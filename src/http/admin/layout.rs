@@ -17,7 +17,8 @@ form.inline{display:inline}button{padding:.35rem .8rem;cursor:pointer}.msg{backg
 .err{background:#fdecea;padding:.6rem;border-radius:.3rem;white-space:pre-wrap}label{display:block;margin:.4rem 0}\
 input[type=text],input[type=password],select,textarea{width:100%;max-width:24rem;padding:.3rem}\
 .card{background:#fff;border:1px solid #ddd;border-radius:.4rem;padding:.8rem;margin:.8rem 0}code{word-break:break-all}\
-progress{width:100%;max-width:30rem;height:1.4rem}.muted{color:#555}";
+progress{width:100%;max-width:30rem;height:1.4rem}.muted{color:#555}\
+figure.usage{margin:.6rem 0;overflow-x:auto}figure.usage svg{max-width:100%;height:auto}figcaption{font-size:.9rem;color:#555}";
 
 /// A whole console page. `admin` is `None` on the login page.
 pub fn page(admin: Option<&Admin>, lang: Lang, title: &str, body: Markup) -> Markup {
@@ -36,6 +37,7 @@ pub fn page(admin: Option<&Admin>, lang: Lang, title: &str, body: Markup) -> Mar
                     nav {
                         @if let Some(admin) = admin {
                             a href="/admin/lessons" { (lang.t(S::lessons)) }
+                            a href="/admin/usage" { (lang.t(S::usage)) }
                             @if admin.is_technician() {
                                 a href="/admin/sticks" { (lang.t(S::sticks)) }
                                 a href="/admin/system" { (lang.t(S::system)) }

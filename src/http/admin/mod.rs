@@ -1,6 +1,7 @@
 //! The console for teachers and technicians at `/admin`: login, lessons (upload, hide, show,
-//! delete), USB sticks (verify, import, export), sync, health, trusted keys, accounts and the
-//! audit log. Every route but the login page needs a session; every POST a CSRF token.
+//! delete), usage figures, USB sticks (verify, import, export), sync, health, trusted keys,
+//! accounts and the audit log. Every route but the login page needs a session; every POST a
+//! CSRF token.
 
 mod auth;
 mod i18n;
@@ -9,6 +10,7 @@ mod lessons;
 mod login;
 mod sticks;
 mod system;
+mod usage;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -84,6 +86,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/lessons/{id}/hide", post(lessons::hide))
         .route("/admin/lessons/{id}/show", post(lessons::show))
         .route("/admin/lessons/{id}/delete", post(lessons::delete))
+        .route("/admin/usage", get(usage::page))
         .route("/admin/sticks", get(sticks::list))
         .route("/admin/sticks/verify", post(sticks::verify))
         .route("/admin/sticks/import", post(sticks::import))
