@@ -185,6 +185,16 @@ strings! {
     no_usage => "Son 90 gündə heç bir dərs açılmayıb.", "За последние 90 дней ни один урок не открывали.", "No lesson was opened in the last 90 days.";
     unused_lessons => "Son 90 gündə açılmayan dərslər", "Уроки, которые не открывали 90 дней", "Lessons not opened in the last 90 days";
     deleted_lesson => "silinib", "удалён", "deleted";
+    report_title => "Nazirlik üçün hesabat", "Отчёт для министерства", "Field report for the ministry";
+    report_help => "İmzalı hesabat (dərslər, vəziyyət, disk, gün üzrə istifadə saylarıdır; şəxsi məlumat yoxdur) seçilmiş USB yaddaşın DARS-REPORTS qovluğuna yazılır, dars report --out kimi.", "Подписанный отчёт (уроки, состояние, диск, счётчики использования по дням; без личных данных) записывается в папку DARS-REPORTS выбранного USB-накопителя, как dars report --out.", "A signed report (lessons, health, disk, usage counts per day; no personal data) is written into the DARS-REPORTS folder of the chosen USB stick, as dars report --out does.";
+    stick => "USB yaddaş", "USB-накопитель", "USB stick";
+    write_report => "Hesabatı yaz", "Записать отчёт", "Write the report";
+    report_written => "Hesabat yazıldı", "Отчёт записан", "Report written";
+    signature => "İmza", "Подпись", "Signature";
+    report_not_written => "Hesabat yazılmadı", "Отчёт не записан", "The report was not written";
+    stick_full => "USB yaddaşda boş yer yoxdur: faylları silin və ya başqa yaddaş qoşun.", "На USB-накопителе нет места: удалите файлы или подключите другой.", "The USB stick is full: delete some files or plug in another stick.";
+    stick_read_only => "USB yaddaşa yazmaq olmur (yalnız oxunur və ya yazmadan qorunur).", "На USB-накопитель нельзя записать (только чтение или защита от записи).", "The USB stick cannot be written to (it is read-only or write-protected).";
+    stick_gone => "Bu USB yaddaş artıq qoşulmayıb; səhifəni yeniləyin.", "Этот USB-накопитель больше не подключён; обновите страницу.", "That USB stick is not plugged in any more; reload the page.";
     time => "Vaxt", "Время", "Time";
     account => "Hesab", "Учётная запись", "Account";
     action => "Əməliyyat", "Действие", "Action";

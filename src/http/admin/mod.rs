@@ -1,7 +1,7 @@
 //! The console for teachers and technicians at `/admin`: login, lessons (upload, hide, show,
 //! delete), usage figures, USB sticks (verify, import, export), sync, health, trusted keys,
-//! accounts and the audit log. Every route but the login page needs a session; every POST a
-//! CSRF token.
+//! field reports, accounts and the audit log. Every route but the login page needs a session;
+//! every POST a CSRF token.
 
 mod auth;
 mod i18n;
@@ -97,6 +97,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/admin/system", get(system::page))
         .route("/admin/system/sync", post(system::sync_now))
         .route("/admin/system/verify", post(system::verify_store))
+        .route("/admin/system/report", post(system::write_report))
         .route("/admin/accounts", get(system::accounts))
         .route("/admin/accounts/add", post(system::add_account))
         .route("/admin/accounts/{name}/remove", post(system::remove_account))

@@ -1,5 +1,6 @@
 //! Technicians' pages: health, disk, store size, sync now and the last result of each
-//! upstream, trusted keys; accounts (add, remove, reset password); the audit log.
+//! upstream, trusted keys, a field report written to a stick; accounts (add, remove, reset
+//! password); the audit log.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -12,12 +13,16 @@ use super::i18n::{Lang, S};
 use super::layout::{self, button, csrf, problem, send, size, when};
 use super::login::Nothing;
 use crate::http::{AppState, HttpError};
+use crate::service::sticks;
 use crate::service::{Role, ServiceError};
 
 /// `GET /admin/system`.
 pub async fn page(State(state): State<AppState>, admin: Admin) -> Result<Response, HttpError> {
     admin.require(Role::Technician)?;
-    let health = state.blocking(|lib| lib.health()).await?;
+    let roots = state.console().settings.usb_roots.clone();
+    let (health, targets) = state
+        .blocking(move |lib| Ok((lib.health()?, sticks::export_targets(&roots))))
+        .await?;
     let settings = &state.console().settings;
     let lang = admin.lang;
     let status = &health.status;
@@ -67,11 +72,108 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> Result<Respons
                 } }
             } }
         }
+        section.card #report {
+            h2 { (lang.t(S::report_title)) }
+            p { (lang.t(S::report_help)) }
+            @if targets.is_empty() { p { (lang.t(S::no_targets)) } }
+            @else {
+                form method="post" action="/admin/system/report" {
+                    (csrf(&admin))
+                    label { (lang.t(S::stick)) " "
+                        select name="stick" { @for target in &targets {
+                            @let path = target.display().to_string();
+                            option value=(path) { (path) }
+                        } }
+                    }
+                    button type="submit" { (lang.t(S::write_report)) }
+                }
+            }
+        }
     };
     Ok(send(
         StatusCode::OK,
         layout::page(Some(&admin), lang, lang.t(S::system), body),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportForm {
+    stick: String,
+}
+
+/// What went wrong writing a report, in words a technician can act on, then the error itself
+/// (which names the file).
+fn report_failure(lang: Lang, e: &ServiceError) -> String {
+    let why = match e {
+        ServiceError::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Some(S::stick_full),
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => Some(S::stick_read_only),
+            _ => None,
+        },
+        _ => None,
+    };
+    match why {
+        Some(why) => format!("{}: {}\n{e}", lang.t(S::report_not_written), lang.t(why)),
+        None => format!("{}: {e}", lang.t(S::report_not_written)),
+    }
+}
+
+/// `POST /admin/system/report`: a job writing this centre's signed report onto one of the
+/// plugged-in sticks, as `dars report --out` does. The form names the stick by its path, which
+/// must be one of the sticks listed; no other folder of the disk is written to.
+pub async fn write_report(State(state): State<AppState>, posted: Posted<ReportForm>) -> Result<Response, HttpError> {
+    let Posted { admin, form } = posted;
+    admin.require(Role::Technician)?;
+    let lang = admin.lang;
+    let roots = state.console().settings.usb_roots.clone();
+    let wanted = form.stick.clone();
+    let target = state
+        .blocking(move |_| {
+            Ok(sticks::export_targets(&roots)
+                .into_iter()
+                .find(|t| t.as_os_str() == wanted.as_str()))
+        })
+        .await?;
+    let Some(target) = target else {
+        let message = format!("{}: {}", form.stick, lang.t(S::stick_gone));
+        return Ok(problem(
+            Some(&admin),
+            lang,
+            StatusCode::BAD_REQUEST,
+            &message,
+            "/admin/system",
+        ));
+    };
+    let library = state.library_arc();
+    let who = admin.session.account.clone();
+    let centre = state.console().settings.centre_name.clone();
+    let title = format!("report to {}", target.display());
+    let id = state
+        .console()
+        .jobs
+        .start(&title, &admin.session.account, move |progress| {
+            let result = library.write_report(&centre, &target, false, progress);
+            let (action, details) = match &result {
+                Ok((json, _)) => ("report written", json.display().to_string()),
+                Err(e) => ("report failed", format!("{}: {e}", target.display())),
+            };
+            library.audit(&who, action, &details)?;
+            match result {
+                Ok((json, report)) => Ok(format!(
+                    "{}: {} · {}: {} · {}: {} · {}: {}",
+                    lang.t(S::report_written),
+                    json.display(),
+                    lang.t(S::signature),
+                    json.with_extension("sig").display(),
+                    lang.t(S::lessons),
+                    report.lessons,
+                    lang.t(S::views_30),
+                    report.usage.views_last(30)
+                )),
+                Err(e) => Err(ServiceError::Refused(report_failure(lang, &e))),
+            }
+        })?;
+    Ok(Redirect::to(&format!("/admin/jobs/{id}")).into_response())
 }
 
 /// `POST /admin/system/sync`: one job syncing from every upstream in turn.
