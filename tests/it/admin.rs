@@ -101,6 +101,7 @@ const GET_ROUTES: &[&str] = &[
     "/admin",
     "/admin/",
     "/admin/lessons",
+    "/admin/usage",
     "/admin/sticks",
     "/admin/jobs/1",
     "/admin/api/jobs/1",
@@ -123,6 +124,7 @@ const POST_ROUTES: &[&str] = &[
     "/admin/sticks/export",
     "/admin/system/sync",
     "/admin/system/verify",
+    "/admin/system/report",
     "/admin/accounts/add",
     "/admin/accounts/amina/remove",
     "/admin/accounts/amina/password",
@@ -135,6 +137,7 @@ const TECHNICIAN_ONLY: &[(&str, &[(&str, &str)])] = &[
     ("/admin/sticks/export", &[("stick", "/media/x")]),
     ("/admin/system/sync", &[]),
     ("/admin/system/verify", &[]),
+    ("/admin/system/report", &[("stick", "/media/x")]),
     (
         "/admin/accounts/add",
         &[

@@ -5,6 +5,7 @@
 mod admin;
 mod admin_lessons;
 mod admin_sticks;
+mod admin_usage;
 mod api;
 mod backup;
 mod browser;
