@@ -683,7 +683,10 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .expect("rows");
         let writes: Vec<(&str, &str)> = writes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        assert_eq!(writes, [("delete", "old.txt"), ("insert", "new.txt"), ("update", "index.html")]);
+        assert_eq!(
+            writes,
+            [("delete", "old.txt"), ("insert", "new.txt"), ("update", "index.html")]
+        );
         let files = files_of(&conn, "l").expect("files");
         let mut want = v2.files.clone();
         want.sort_by(|a, b| a.path.cmp(&b.path));
