@@ -70,10 +70,10 @@ try {
   console.log(`the script polled the job's JSON ${polled} times`);
   await scripted.close();
 
-  // A phone now sees the lessons from the stick.
+  // A phone now finds the lessons from the stick.
   const phone = await browser.newContext();
   const home = await phone.newPage();
-  await home.goto(`${base}/`);
+  await home.goto(`${base}/search?q=${encodeURIComponent(process.env.DARS_LESSON)}`);
   check((await home.content()).includes(process.env.DARS_LESSON), `phones see ${process.env.DARS_LESSON}`);
   await phone.close();
 } finally {

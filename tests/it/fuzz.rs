@@ -1,6 +1,6 @@
 //! Property tests (proptest) of every parser that takes outside input: lesson.toml, package
 //! indexes and manifests (and whole packages with damaged files), `Range`, `Accept-Encoding`,
-//! the conditional headers, and request paths through the real router. A few hundred cases
+//! the conditional headers, request paths through the real router, and teachers' zip uploads. A few hundred cases
 //! each here; `bench/fuzz.sh` runs them long. Failures are kept in proptest-regressions/.
 
 use std::path::Path;
@@ -318,6 +318,120 @@ fn damaged_packages_never_panic_and_are_refused_whole() {
             Ok(())
         })
         .expect("damaged packages");
+}
+
+/// Zips a teacher might upload, built from good and hostile entry names (`..`, absolute,
+/// backslashes, hidden files, empty names) with a lesson.toml that may or may not be valid,
+/// then maybe damaged byte by byte: the upload never panics, nothing lands outside its
+/// staging folder, and a refused upload leaves the store as it was.
+const VALID_TOML: &str = "id = \"up\"\ntitle = \"Yükləmə\"\nlanguage = \"az\"\ngrade = 4\nsubject = \"Riyaziyyat\"\n";
+
+#[test]
+fn uploaded_zips_never_panic_nor_write_outside_the_upload() {
+    use std::io::Write as _;
+
+    use dars::service::upload::{UnpackLimits, Upload};
+    use dars::service::{Library, Role, Session};
+
+    let name = prop_oneof![
+        Just("lesson/lesson.toml".to_owned()),
+        Just("lesson/index.html".to_owned()),
+        Just("lesson/img/a.png".to_owned()),
+        Just("lesson.toml".to_owned()),
+        Just("index.html".to_owned()),
+        Just("../escape.html".to_owned()),
+        Just("lesson/../../escape.html".to_owned()),
+        Just("/etc/escape".to_owned()),
+        Just("lesson\\..\\escape".to_owned()),
+        Just("lesson/.hidden".to_owned()),
+        Just("__MACOSX/lesson/._index.html".to_owned()),
+        Just(String::new()),
+        r"[a-z./\\]{1,24}",
+        "\\PC{1,40}",
+    ];
+    let body = prop_oneof![
+        Just(
+            "id = \"up\"\ntitle = \"Yükləmə\"\nlanguage = \"az\"\ngrade = 4\nsubject = \"Riyaziyyat\"\n"
+                .as_bytes()
+                .to_vec()
+        ),
+        Just(b"<h1>D\xc9\x99rs</h1>".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..300),
+    ];
+    let entries = (any::<bool>(), proptest::collection::vec((name, body), 0..4));
+    let damage = proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3);
+
+    let data = tempfile::tempdir().expect("data");
+    let library = Library::open(data.path()).expect("open");
+    let before: Vec<String> = std::fs::read_dir(data.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let teacher = Session {
+        account: "fuzz".to_owned(),
+        role: Role::Teacher,
+        csrf: String::new(),
+    };
+    let limits = UnpackLimits {
+        max_bytes: 1 << 20,
+        ..UnpackLimits::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config(64));
+    runner
+        .run(&(entries, damage), |((whole, extra), damage)| {
+            // Half the cases start from a lesson that imports, so the checks after a
+            // success are reached too.
+            let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+            if whole {
+                entries.push(("lesson/lesson.toml".to_owned(), VALID_TOML.as_bytes().to_vec()));
+                entries.push(("lesson/index.html".to_owned(), b"<h1>Up</h1>".to_vec()));
+            }
+            entries.extend(extra);
+            let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for (name, body) in &entries {
+                let options = zip::write::SimpleFileOptions::default();
+                if zip.start_file(name.as_str(), options).is_ok() {
+                    zip.write_all(body).expect("write entry");
+                }
+            }
+            let mut bytes = zip.finish().expect("finish").into_inner();
+            for (at, byte) in damage {
+                let i = at.index(bytes.len());
+                bytes[i] ^= byte | 1;
+            }
+            let lessons = |lib: &Library| lib.lessons(&dars::store::LessonFilter::default()).expect("list");
+            let stored_before = lessons(&library);
+            let staging = library.staging().expect("staging");
+            std::fs::write(staging.zip_path(), &bytes).expect("zip");
+            let result = library.import_upload(&teacher, &staging, &Upload::Zip, &limits);
+            drop(staging);
+            if let Err(e) = &result {
+                prop_assert_eq!(
+                    lessons(&library),
+                    stored_before,
+                    "refused ({}) yet the store changed",
+                    e
+                );
+                prop_assert!(!e.to_string().is_empty());
+            }
+            // Nothing written beside the store: no escaped file, no staging folder left.
+            let mut now: Vec<String> = std::fs::read_dir(data.path())
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with("dars.sqlite") && n != "dars.lock")
+                .collect();
+            now.sort();
+            let mut expected: Vec<String> = before
+                .iter()
+                .filter(|n| !n.starts_with("dars.sqlite"))
+                .cloned()
+                .collect();
+            expected.sort();
+            prop_assert_eq!(now, expected);
+            prop_assert!(!data.path().parent().expect("tmp").join("escape.html").exists());
+            Ok(())
+        })
+        .expect("uploaded zips");
 }
 
 /// The seed corpus: inputs picked by hand for the edges each parser has, run every time.

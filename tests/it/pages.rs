@@ -338,3 +338,43 @@ async fn the_poster_has_the_address_as_a_qr_code_and_in_large_type() {
     assert!(!html.contains("<b>host"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn search_finds_lessons_typed_with_or_without_azerbaijani_letters() {
+    let server = TestServer::with_samples().await;
+    // "Xəzər dənizi" typed as a phone without an Azerbaijani keyboard would.
+    for q in ["X%C9%99z%C9%99r", "xezer", "XEZER"] {
+        let (status, head, html) = get(&server, &format!("/search?q={q}"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{q}");
+        assert_eq!(head["content-type"], "text/html; charset=utf-8");
+        assert!(
+            hrefs(&html).contains(&"/card/geography-6-caspian-az".to_owned()),
+            "{q}: {html}"
+        );
+        assert!(html.contains("<mark>"), "{q}: the matched word is marked");
+        assert!(html.contains("action=\"/search\""), "the form stays on the page");
+    }
+    // Russian in any case, and the page in the phone's language.
+    let (_, _, html) = get(
+        &server,
+        "/search?q=%D0%9F%D0%A0%D0%9E%D0%A6%D0%95%D0%9D%D0%A2%D0%AB&lang=ru",
+        &[],
+    )
+    .await;
+    assert!(hrefs(&html).contains(&"/card/math-6-percent-ru".to_owned()), "{html}");
+    assert_eq!(html_lang(&html), "ru");
+    // Only one language when asked.
+    let (_, _, html) = get(&server, "/search?q=photosynthesis&language=ru", &[]).await;
+    assert!(!hrefs(&html).contains(&"/card/science-7-photosynthesis-en".to_owned()));
+    // Nothing found, an empty box, and markup in the query: a page that says so, escaped.
+    let (status, _, html) = get(&server, "/search?q=zzqqxx&lang=en", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Nothing found"), "{html}");
+    let (status, _, html) = get(&server, "/search?q=", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("<mark>"));
+    let (status, _, html) = get(&server, "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("<script>alert"), "{html}");
+    server.stop().await;
+}

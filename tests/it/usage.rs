@@ -200,3 +200,41 @@ async fn nothing_personal_is_stored() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_saved_lesson_or_pack_counts_one_offline_save_per_lesson() {
+    let server = two_lessons().await;
+    let http = client();
+    let get = |path: &str| http.get(server.url(path)).send();
+    let saved = get("/lessons/water-cycle/offline.html").await.expect("get");
+    assert_eq!(saved.status(), 200);
+    assert!(saved.bytes().await.expect("body").len() > 100);
+    let pack = get("/packs/offline.html?lesson=water-cycle&lesson=fractions")
+        .await
+        .expect("get");
+    assert_eq!(pack.status(), 200);
+    // Not saves: the pack's confirmation page (it shows the size), HEAD, an unknown lesson.
+    assert_eq!(
+        get("/packs?lesson=water-cycle&lesson=fractions")
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+    let head = http
+        .head(server.url("/lessons/fractions/offline.html"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        get("/lessons/nothing-here/offline.html").await.expect("get").status(),
+        404
+    );
+    server.library.flush_usage().expect("flush");
+    assert_eq!(
+        stored(server.data.path()),
+        vec![("fractions".to_owned(), 0, 1), ("water-cycle".to_owned(), 0, 2)]
+    );
+    server.stop().await;
+}
