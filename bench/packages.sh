@@ -301,6 +301,9 @@ SB=$WORK/store-b   # a reader holds a snapshot: no checkpoint in dars; checkpoin
 SC=$WORK/store-c   # under strace, to split the bytes by file
 run upd-import-v1 "$DARS" --data "$SA" import "$U1"
 grep -E '^imported' "$LOGS/upd-import-v1.log" || true
+# A centre that serves has made v1's gzip variants long before v2 arrives: make them now, so
+# that A' below counts only the variants of v2's new text.
+"${TOOL[@]}" variants --dars "$DARS" --store "$SA" --json "$RES/upd-v1-variants.json" --log "$LOGS/upd-v1-variants.log"
 [ ! -e "$SA/dars.sqlite-wal" ] || echo "note: dars left a WAL file after importing v1"
 cp -a "$SA" "$SB"
 [ "$STRACE" = 1 ] && cp -a "$SA" "$SC"
