@@ -75,7 +75,19 @@ try {
   const home = await phone.newPage();
   await home.goto(`${base}/search?q=${encodeURIComponent(process.env.DARS_LESSON)}`);
   check((await home.content()).includes(process.env.DARS_LESSON), `phones see ${process.env.DARS_LESSON}`);
+  const found = home.locator('main ul.list a.item').first();
+  await Promise.all([home.waitForURL(/\/card\//), found.click()]);
+  await Promise.all([home.waitForURL(/\/lessons\//), home.locator('main a.btn').first().click()]);
   await phone.close();
+
+  // The opening just made shows in the usage figures, drawn as SVG charts.
+  const usageContext = await browser.newContext();
+  page = await login(usageContext);
+  await page.goto(`${base}/admin/usage?lang=en`);
+  check(await page.locator('svg').count() > 0, 'the usage page draws its charts');
+  check((await page.locator('main').textContent()).includes(process.env.DARS_LESSON), 'the opened lesson is in the usage table');
+  await page.screenshot({ path: path.join(artifacts, 'console-usage.png'), fullPage: true });
+  await usageContext.close();
 } finally {
   await browser.close();
 }
