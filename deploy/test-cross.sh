@@ -49,9 +49,31 @@ if [ -z "$WINE" ]; then
   [ -z "${DARS_REQUIRE_WINE:-}" ] || fail "wine is missing: apt-get install wine64"
   echo "SKIPPED: wine is not installed (apt-get install wine64); dars.exe was built but not run"
 else
-  export WINEPREFIX=$WORK/wine WINEDEBUG=-all
-  "$WINE" "$DIST/dars-x86_64-windows.exe" --version 2>/dev/null | tee "$WORK/wine-version"
+  export WINEARCH=win64 WINEPREFIX=$WORK/wine WINEDEBUG=-all
+  "$WINE" wineboot --init >/dev/null 2>&1 || true
+  # Rust's standard library takes its random numbers from ProcessPrng in bcryptprimitives.dll
+  # (Windows 10 and later); Debian 12's Wine 8 has no such DLL, so dars.exe would not start
+  # under it (status c0000135). For Wine only, a shim built here that answers ProcessPrng
+  # with RtlGenRandom sits next to the .exe (an application's folder is searched first).
+  mkdir -p "$WORK/win"
+  cp "$DIST/dars-x86_64-windows.exe" "$WORK/win/dars.exe"
+  cat >"$WORK/win/bcp.c" <<'SHIM'
+#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
+  while (len > 0) {
+    ULONG n = len > 0x40000000 ? 0x40000000 : (ULONG)len;
+    if (!SystemFunction036(data, n)) return FALSE;
+    data += n;
+    len -= n;
+  }
+  return TRUE;
+}
+SHIM
+  x86_64-w64-mingw32-gcc -shared -O2 -o "$WORK/win/bcryptprimitives.dll" "$WORK/win/bcp.c" -ladvapi32 \
+    || fail "building the bcryptprimitives.dll shim for Wine"
+  "$WINE" "$WORK/win/dars.exe" --version 2>/dev/null | tee "$WORK/wine-version"
   grep -q '^dars ' "$WORK/wine-version" || fail "dars.exe --version under wine"
-  smoke windows "$WINE" "$DIST/dars-x86_64-windows.exe" --data "$WORK/windows-data"
+  smoke windows "$WINE" "$WORK/win/dars.exe" --data "$WORK/windows-data"
 fi
 pass "test-cross.sh"
