@@ -304,6 +304,8 @@ grep -E '^imported' "$LOGS/upd-import-v1.log" || true
 # A centre that serves has made v1's gzip variants long before v2 arrives: make them now, so
 # that A' below counts only the variants of v2's new text.
 "${TOOL[@]}" variants --dars "$DARS" --store "$SA" --json "$RES/upd-v1-variants.json" --log "$LOGS/upd-v1-variants.log"
+# ... and their pages are in the database, not left in the WAL for the update to checkpoint.
+python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")' "$SA/dars.sqlite"
 [ ! -e "$SA/dars.sqlite-wal" ] || echo "note: dars left a WAL file after importing v1"
 cp -a "$SA" "$SB"
 [ "$STRACE" = 1 ] && cp -a "$SA" "$SC"
