@@ -164,10 +164,20 @@ pub fn usage(
     let views = most(|t| t.views);
     let saves = most(|t| t.offline_saves);
     html! {
-        figure.usage { (columns(titles.views_per_day, &views_per_day)) figcaption { (titles.views_per_day) } }
-        figure.usage { (columns(titles.saves_per_day, &saves_per_day)) figcaption { (titles.saves_per_day) } }
+        figure.usage { (columns(titles.views_per_day, &views_per_day)) figcaption { (day_caption(titles.views_per_day, &views_per_day)) } }
+        figure.usage { (columns(titles.saves_per_day, &saves_per_day)) figcaption { (day_caption(titles.saves_per_day, &saves_per_day)) } }
         figure.usage { (bars(titles.views_per_lesson, &views)) figcaption { (titles.views_per_lesson) } }
         figure.usage { (bars(titles.saves_per_lesson, &saves)) figcaption { (titles.saves_per_lesson) } }
+    }
+}
+
+/// A day chart's caption: its figures in words (the bars have no axis) and the days it spans.
+fn day_caption(title: &str, points: &[(String, u64)]) -> Markup {
+    html! {
+        (summary(title, points))
+        @if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            br; small { (first.0) " – " (last.0) }
+        }
     }
 }
 
