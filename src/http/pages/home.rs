@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
-use super::{Visitor, layout, page_response, search_form};
+use super::{Profiles, Visitor, layout_with, page_response, search_form};
 use crate::http::{AppState, HttpError};
 use crate::ui::{Lang, Text, grade_label, lesson_count};
 
@@ -75,6 +75,6 @@ pub async fn home(State(state): State<AppState>, visitor: Visitor) -> Result<Res
     Ok(page_response(
         &visitor,
         StatusCode::OK,
-        layout(lang, lang.t(Text::SiteTitle), &[], body),
+        layout_with(lang, lang.t(Text::SiteTitle), &[], body, Profiles::First),
     ))
 }

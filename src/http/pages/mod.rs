@@ -147,8 +147,23 @@ pub struct Crumb {
     pub href: String,
 }
 
+/// Where a page shows the "whose turn is it?" profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profiles {
+    /// Before the content: the home page, where a child picks who is reading.
+    First,
+    /// After it: lists, cards and results, where the lesson comes first on a small screen.
+    Last,
+}
+
 /// The page around `body`: skip link, header, breadcrumbs, main, footer, and the script.
+/// The profiles come after the content; see [`layout_with`].
 pub fn layout(lang: Lang, title: &str, crumbs: &[Crumb], body: Markup) -> Markup {
+    layout_with(lang, title, crumbs, body, Profiles::Last)
+}
+
+/// The same, with the profiles where `profiles` says.
+pub fn layout_with(lang: Lang, title: &str, crumbs: &[Crumb], body: Markup, profiles: Profiles) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang.code()) {
@@ -173,7 +188,11 @@ pub fn layout(lang: Lang, title: &str, crumbs: &[Crumb], body: Markup) -> Markup
                             }
                         }
                     }
-                    main #main { (ui::profile_bar(lang)) (body) }
+                    main #main {
+                        @if profiles == Profiles::First { (ui::profile_bar(lang)) }
+                        (body)
+                        @if profiles == Profiles::Last { (ui::profile_bar(lang)) }
+                    }
                     footer .foot { a href="/poster" { (lang.t(Text::Poster)) } }
                 }
                 script src=(ui::script_path()) defer {}
