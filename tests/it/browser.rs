@@ -13,24 +13,43 @@ use std::time::{Duration, Instant};
 
 const PORT: u16 = 18080;
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// What is missing to run the browser tests here, if anything.
-fn missing() -> Option<String> {
+/// Where screenshots, saved files and Lighthouse reports go.
+pub(crate) fn artifacts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts")
+}
+
+/// What is missing to run a browser test here (Chromium, node, these npm `modules`), if anything.
+fn missing(modules: &[&str]) -> Option<String> {
     if !Path::new("/usr/bin/chromium").exists() {
         return Some("/usr/bin/chromium is missing (apt-get install chromium fonts-liberation)".to_owned());
     }
     if Command::new("node").arg("--version").output().is_err() {
         return Some("node is missing".to_owned());
     }
-    for module in ["playwright-core", "lighthouse"] {
+    for module in modules {
         if !browser_dir().join("node_modules").join(module).exists() {
             return Some(format!("{module} is missing (run `npm ci` in tests/browser)"));
         }
     }
     None
+}
+
+/// The LAN for a browser test; `None` when this machine cannot run one and
+/// DARS_REQUIRE_BROWSER is not 1 (it says why), a failure when it is.
+pub(crate) fn lan_or_skip(modules: &[&str], tag: &str, octet: u8) -> Option<Lan> {
+    let required = std::env::var("DARS_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    match missing(modules).map_or_else(|| Lan::new(tag, octet), Err) {
+        Ok(lan) => Some(lan),
+        Err(why) => {
+            assert!(!required, "DARS_REQUIRE_BROWSER=1 but {why}");
+            eprintln!("skipped: {why} (set DARS_REQUIRE_BROWSER=1 to make this a failure)");
+            None
+        }
+    }
 }
 
 fn run_ip(args: &[&str]) -> Result<(), String> {
@@ -51,28 +70,28 @@ fn run_ip(args: &[&str]) -> Result<(), String> {
 
 /// A network namespace holding the server, joined to this host by a veth pair; dropping it
 /// ends what runs inside (by process id) and deletes it, with the pair.
-struct Lan {
+pub(crate) struct Lan {
     name: String,
-    host_ip: String,
     server_ip: String,
 }
 
 impl Lan {
-    fn new() -> Result<Lan, String> {
+    /// A namespace `dars-<tag>-<pid>` on 10.`octet`.x.0/24: each test its own `tag` (two
+    /// letters, for the veth names) and `octet`, since the tests of one binary share a pid.
+    fn new(tag: &str, octet: u8) -> Result<Lan, String> {
         let pid = std::process::id();
-        let name = format!("dars-phone-{pid}");
+        let name = format!("dars-{tag}-{pid}");
         let net = 20 + pid % 200;
         let lan = Lan {
             name: name.clone(),
-            host_ip: format!("10.77.{net}.1"),
-            server_ip: format!("10.77.{net}.2"),
+            server_ip: format!("10.{octet}.{net}.2"),
         };
         run_ip(&["netns", "add", &name]).map_err(|e| format!("cannot make a network namespace: {e}"))?;
-        let (outside, inside) = (format!("dph{pid}"), format!("dpn{pid}"));
+        let (outside, inside) = (format!("d{tag}o{pid}"), format!("d{tag}i{pid}"));
         run_ip(&[
             "link", "add", &outside, "type", "veth", "peer", "name", &inside, "netns", &name,
         ])?;
-        run_ip(&["addr", "add", &format!("{}/24", lan.host_ip), "dev", &outside])?;
+        run_ip(&["addr", "add", &format!("10.{octet}.{net}.1/24"), "dev", &outside])?;
         run_ip(&["link", "set", &outside, "up"])?;
         run_ip(&[
             "-n",
@@ -87,6 +106,48 @@ impl Lan {
         run_ip(&["-n", &name, "link", "set", "lo", "up"])?;
         Ok(lan)
     }
+
+    /// Starts `dars GLOBAL... --data DATA serve` inside on `port`, logging to `log`, and waits
+    /// for /healthz; returns the server (killed when dropped) and its base URL.
+    pub(crate) async fn serve(
+        &self,
+        data: &Path,
+        global: &[&std::ffi::OsStr],
+        port: u16,
+        log: &Path,
+    ) -> (Server, String) {
+        let log = std::fs::File::create(log).expect("log");
+        let server = Server(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .arg(env!("CARGO_BIN_EXE_dars"))
+                .args(global)
+                .arg("--data")
+                .arg(data)
+                .args(["serve", "--listen", &format!("0.0.0.0:{port}")])
+                .env_remove("DARS_LISTEN")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("dars serve"),
+        );
+        let base = format!("http://{}:{port}", self.server_ip);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = crate::common::client()
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no /healthz at {base} after 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (server, base)
+    }
 }
 
 impl Drop for Lan {
@@ -100,7 +161,8 @@ impl Drop for Lan {
     }
 }
 
-struct Server(Child);
+/// A `dars serve` in a [`Lan`], killed when dropped.
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -122,14 +184,8 @@ fn node(script: &str, args: &[String], base: &str, artifacts: &Path) -> std::pro
 
 #[tokio::test(flavor = "multi_thread")]
 async fn phones_browse_save_and_read_offline_in_chromium() {
-    let required = std::env::var("DARS_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-    let lan = match missing().map_or_else(Lan::new, Err) {
-        Ok(lan) => lan,
-        Err(why) => {
-            assert!(!required, "DARS_REQUIRE_BROWSER=1 but {why}");
-            eprintln!("skipped: {why} (set DARS_REQUIRE_BROWSER=1 to make this a failure)");
-            return;
-        }
+    let Some(lan) = lan_or_skip(&["playwright-core", "lighthouse"], "ph", 77) else {
+        return;
     };
     // The samples, and a lesson that points at pictures in every way a page can.
     let work = tempfile::tempdir().expect("work");
@@ -142,35 +198,9 @@ async fn phones_browse_save_and_read_offline_in_chromium() {
     crate::offline::rich_lesson(&src);
     crate::common::run_ok(crate::common::dars().arg("--data").arg(&data).arg("import").arg(&src));
 
-    let log = std::fs::File::create(work.path().join("serve.log")).expect("log");
-    let mut serve = Command::new("ip");
-    serve
-        .args(["netns", "exec", &lan.name])
-        .arg(env!("CARGO_BIN_EXE_dars"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", &format!("0.0.0.0:{PORT}")])
-        .env_remove("DARS_LISTEN")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    let _server = Server(serve.spawn().expect("dars serve"));
-    let base = format!("http://{}:{PORT}", lan.server_ip);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ok = crate::common::client()
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no /healthz at {base} after 20 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (_server, base) = lan.serve(&data, &[], PORT, &work.path().join("serve.log")).await;
 
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    let artifacts = artifacts_dir();
     let _ = std::fs::remove_dir_all(&artifacts);
     std::fs::create_dir_all(&artifacts).expect("artifacts");
     println!(
