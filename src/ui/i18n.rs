@@ -40,9 +40,10 @@ impl Lang {
         self as usize
     }
 
-    /// The text of `key` in this language.
-    pub fn t(self, key: Text) -> &'static str {
-        key.row()[self.index()]
+    /// The text of `key` in this language: a phone page's [`Text`], or any other table of
+    /// [`Words`] (the console's).
+    pub fn t(self, key: impl Words) -> &'static str {
+        key.word(self)
     }
 
     /// The text of `key` with each `{}` replaced by the next of `args`.
@@ -57,6 +58,17 @@ impl Lang {
         }
         out.push_str(rest);
         out
+    }
+}
+
+/// A table of strings in the three languages.
+pub trait Words: Copy {
+    fn word(self, lang: Lang) -> &'static str;
+}
+
+impl Words for Text {
+    fn word(self, lang: Lang) -> &'static str {
+        self.row()[lang.index()]
     }
 }
 

@@ -5,7 +5,7 @@ mod i18n;
 
 use maud::{Markup, html};
 
-pub use i18n::{Lang, Text, grade_label, lesson_count};
+pub use i18n::{Lang, Text, Words, grade_label, lesson_count};
 
 /// The profiles script ("whose turn is it?", saved lessons, done marks), ES5 so old Chrome
 /// reads it. Served at [`script_path`] and inlined into saved files. Keeps everything in

@@ -5,43 +5,15 @@ use axum::http::request::Parts;
 
 use super::auth::{LANG_COOKIE, cookie};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Az,
-    Ru,
-    En,
-}
+pub use crate::ui::{Lang, Words};
 
+/// How the console picks its language (the phone pages follow `Accept-Language` instead).
 impl Lang {
-    pub const ALL: [Lang; 3] = [Lang::Az, Lang::Ru, Lang::En];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Az => "az",
-            Lang::Ru => "ru",
-            Lang::En => "en",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Lang::Az => "Azərbaycanca",
-            Lang::Ru => "Русский",
-            Lang::En => "English",
-        }
-    }
-
-    fn parse(code: &str) -> Option<Lang> {
-        Lang::ALL
-            .into_iter()
-            .find(|l| code.trim().to_ascii_lowercase().starts_with(l.code()))
-    }
-
     /// `?lang=` first, then the language cookie; else Azerbaijani, whatever the browser's own
     /// language (a centre's PC often has an English or Russian browser).
     pub fn of(parts: &Parts) -> Lang {
         Lang::asked(parts)
-            .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))
+            .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::from_tag))
             .unwrap_or(Lang::Az)
     }
 
@@ -53,7 +25,7 @@ impl Lang {
             .unwrap_or_default()
             .split('&')
             .filter_map(|p| p.strip_prefix("lang="))
-            .find_map(Lang::parse)
+            .find_map(Lang::from_tag)
     }
 }
 
@@ -64,10 +36,10 @@ macro_rules! strings {
         #[allow(non_camel_case_types)]
         pub enum S { $($key),* }
 
-        impl Lang {
-            pub fn t(self, s: S) -> &'static str {
-                match s {
-                    $(S::$key => match self { Lang::Az => $az, Lang::Ru => $ru, Lang::En => $en },)*
+        impl Words for S {
+            fn word(self, lang: Lang) -> &'static str {
+                match self {
+                    $(S::$key => match lang { Lang::Az => $az, Lang::Ru => $ru, Lang::En => $en },)*
                 }
             }
         }

@@ -48,7 +48,7 @@ pub fn page(admin: Option<&Admin>, lang: Lang, title: &str, body: Markup) -> Mar
                     }
                     span {
                         @for other in Lang::ALL {
-                            @if other != lang { a href={ "?lang=" (other.code()) } lang=(other.code()) { (other.name()) } " " }
+                            @if other != lang { a href={ "?lang=" (other.code()) } lang=(other.code()) { (other.native_name()) } " " }
                         }
                     }
                     @if let Some(admin) = admin {
