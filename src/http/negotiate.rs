@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 
+use axum::http::{HeaderMap, header};
+
 /// A content coding dars can send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Coding {
@@ -171,6 +173,18 @@ pub fn if_range_allows(header: Option<&str>, etag: &str) -> bool {
         let h = h.trim();
         !h.starts_with("W/") && h == etag
     })
+}
+
+/// The value of cookie `name`, if sent.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
@@ -24,17 +24,7 @@ pub const LANG_COOKIE: &str = "dars_lang";
 /// A form body is at most this big (uploads are multipart and read separately).
 const FORM_LIMIT: usize = 64 * 1024;
 
-/// The value of cookie `name`, if sent.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-}
+pub use crate::http::negotiate::cookie;
 
 /// A `Set-Cookie` value for the console's cookies.
 pub fn set_cookie(name: &str, value: &str, max_age: i64) -> String {

@@ -111,14 +111,7 @@ fn valid_host(host: &str) -> bool {
 }
 
 fn cookie_lang(headers: &HeaderMap) -> Option<Lang> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == LANG_COOKIE)
-        .and_then(|(_, v)| Lang::from_tag(v))
+    super::negotiate::cookie(headers, LANG_COOKIE).and_then(Lang::from_tag)
 }
 
 /// The best of az, ru and en in an `Accept-Language` header (highest q; on a tie, the
