@@ -83,7 +83,7 @@ pub async fn get_text(client: &reqwest::Client, server: &TestServer, path: &str)
 }
 
 /// A server with one lesson, a teacher (amina) and a technician (rauf).
-async fn console() -> TestServer {
+pub async fn console() -> TestServer {
     TestServer::start_with_console(
         |data| {
             let src = tempfile::tempdir().expect("src");

@@ -81,23 +81,9 @@ fn leftovers(data: &Path) -> Vec<String> {
         .collect()
 }
 
-async fn teacher_console() -> TestServer {
-    TestServer::start_with_console(
-        |data| {
-            let src = tempfile::tempdir().expect("src");
-            write_lesson(src.path(), "water", &[("index.html", b"<h1>Su</h1>")]);
-            crate::common::import(data, src.path());
-            add_account(data, "amina", Role::Teacher, "teacher-pass-1");
-            add_account(data, "rauf", Role::Technician, "technician-pass-1");
-        },
-        ConsoleSettings::default(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn bad_uploads_are_refused_with_a_clear_message_and_change_nothing() {
-    let server = teacher_console().await;
+    let server = crate::admin::console().await;
     let (client, csrf) = login(&server, "amina", "teacher-pass-1").await;
     let before = phone_list(&server).await;
     let outside = std::env::temp_dir().join(format!("dars-console-evil-{}.html", std::process::id()));
@@ -196,7 +182,7 @@ async fn bad_uploads_are_refused_with_a_clear_message_and_change_nothing() {
 
 #[tokio::test]
 async fn an_upload_is_a_local_lesson_phones_see_until_it_is_hidden_or_deleted() {
-    let server = teacher_console().await;
+    let server = crate::admin::console().await;
     let (client, csrf) = login(&server, "amina", "teacher-pass-1").await;
     let (status, body) = upload_zip(&client, &server, &csrf, good_zip()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -285,7 +271,7 @@ async fn an_upload_is_a_local_lesson_phones_see_until_it_is_hidden_or_deleted() 
 
 #[tokio::test]
 async fn loose_files_and_the_short_form_make_a_lesson() {
-    let server = teacher_console().await;
+    let server = crate::admin::console().await;
     let (client, csrf) = login(&server, "amina", "teacher-pass-1").await;
     let file = |name: &str, bytes: &'static [u8]| reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned());
     let form = reqwest::multipart::Form::new()
