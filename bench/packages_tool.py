@@ -228,7 +228,7 @@ def cmd_pkgsize(a) -> None:
     total, n = dir_bytes(a.dir)
     blobs, nb = dir_bytes(os.path.join(a.dir, "blobs")) if os.path.isdir(os.path.join(a.dir, "blobs")) else (0, 0)
     dicts, _ = dir_bytes(os.path.join(a.dir, "dict")) if os.path.isdir(os.path.join(a.dir, "dict")) else (0, 0)
-    man, _ = dir_bytes(os.path.join(a.dir, "manifests")) if os.path.isdir(os.path.join(a.dir, "manifests")) else (0, 0)
+    man = sum(dir_bytes(os.path.join(a.dir, d))[0] for d in ("manifests", "lessons") if os.path.isdir(os.path.join(a.dir, d)))
     write_json(a.out, dict(bytes=total, files=n, blob_bytes=blobs, blob_files=nb, dict_bytes=dicts, manifest_bytes=man))
 
 
@@ -353,9 +353,18 @@ def cmd_v2(a) -> None:
 
 # ------------------------------------------------------------------ changed bytes
 def load_manifest(pkg: str) -> dict:
+    """A package's signed manifest with every lesson in full: a root's (dars-manifest/2)
+    lessons are read from their parts (lessons/<2 hex>/<hash>, zstd of the lesson's JSON)."""
     index = json.load(open(os.path.join(pkg, "package.json")))
     entry = index["manifests"][0]
-    return json.load(open(os.path.join(pkg, entry["manifest"])))
+    m = json.load(open(os.path.join(pkg, entry["manifest"])))
+    if m.get("format") == "dars-manifest/2":
+        lessons = []
+        for l in m["lessons"]:
+            part = os.path.join(pkg, "lessons", l["part"][:2], l["part"])
+            lessons.append(json.loads(subprocess.run(["zstd", "-dc", part], check=True, capture_output=True).stdout))
+        m["lessons"] = lessons
+    return m
 
 
 def cmd_diff(a) -> None:

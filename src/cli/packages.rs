@@ -80,7 +80,14 @@ pub fn publish(src: &Path, key: &Path, out: &Path, seq: Option<u64>, no_dictiona
     let report = with_progress(&progress, "publishing", || {
         package::publish(scan, out, &opts, &progress)
     })?;
-    if let Some((size, saving, used)) = report.dictionary {
+    if let Some((size, saving, _)) = report.dictionary.filter(|_| report.dictionary_reused) {
+        say!(
+            "zstd dictionary ({}) of the previous package in {}: still {:.0} % smaller on this text; reused, so unchanged text keeps its blob files",
+            human_bytes(size as u64),
+            out.display(),
+            saving * 100.0
+        );
+    } else if let Some((size, saving, used)) = report.dictionary {
         say!(
             "zstd dictionary ({}) measured on the package's own text: {:.0} % smaller{}",
             human_bytes(size as u64),
@@ -89,9 +96,10 @@ pub fn publish(src: &Path, key: &Path, out: &Path, seq: Option<u64>, no_dictiona
         );
     }
     say!(
-        "published sequence {}: {} lessons, {} files, {} distinct contents ({} new files) in {:.1} s",
+        "published sequence {}: {} lessons ({} new or changed descriptions), {} files, {} distinct contents ({} new files) in {:.1} s",
         report.seq,
         report.lessons,
+        report.parts_written,
         report.files,
         report.blobs,
         report.blobs_written,

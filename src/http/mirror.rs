@@ -40,7 +40,12 @@ pub async fn mirror(
             .to_owned(),
             content_encoding: None,
             vary: false,
-            cache_control: INDEX_CACHE,
+            // Lesson parts are named by their hash, like blobs: they never change.
+            cache_control: if path.starts_with("lessons/") {
+                BLOB_CACHE
+            } else {
+                INDEX_CACHE
+            },
         };
         return Ok(match prepare(&rep, &method, &headers)? {
             Prepared::Done(response) => response,

@@ -5,8 +5,12 @@
 //! ```text
 //! DARS/                        (on a USB stick; any folder elsewhere)
 //!   package.json               unsigned index: which manifests, which of their lessons
-//!   manifests/<key>-<seq>.json a publisher's signed manifest, byte for byte as published
+//!   manifests/<key>-<seq>.json a publisher's signed manifest, byte for byte as published:
+//!                              a root (dars-manifest/2) naming each lesson's part by hash,
+//!                              or (dars-manifest/1, older packages) every lesson in full
 //!   manifests/<key>-<seq>.sig  its detached Ed25519 signature (hex)
+//!   lessons/<2 hex>/<hash>     one lesson's part of a root: zstd of its JSON, `hash` the
+//!                              BLAKE3 of that JSON, so an unchanged lesson keeps its file
 //!   local.json                 unsigned manifest of local lessons (exports only)
 //!   dict/<hash>                zstd dictionary, when the publisher used one
 //!   blobs/<2 hex>/<hash>       content: zstd frames (text) or raw bytes (media)
@@ -22,7 +26,13 @@ use crate::store::Hash;
 pub const USB_DIR: &str = "DARS";
 pub const INDEX_FILE: &str = "package.json";
 pub const INDEX_FORMAT: &str = "dars-package/1";
+/// A manifest that lists every lesson in full (what dars wrote before roots).
 pub const MANIFEST_FORMAT: &str = "dars-manifest/1";
+/// A signed root: each lesson by the hash of its part, so an update reads and stores only
+/// the parts that changed.
+pub const ROOT_FORMAT: &str = "dars-manifest/2";
+/// The largest lesson part accepted after decompression.
+pub const MAX_PART: usize = 64 * 1024 * 1024;
 /// FAT32 holds files under 4 GiB; blobs are cut into parts well below that.
 pub const DEFAULT_PART_SIZE: u64 = 1 << 30;
 
@@ -118,6 +128,117 @@ impl ManifestLesson {
     }
 }
 
+/// `manifests/<key>-<seq>.json` in format 2: what a publisher signs. Small (about a hundred
+/// bytes per lesson) however many files the lessons have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    pub format: String,
+    pub publisher: String,
+    pub seq: u64,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<String>,
+    pub lessons: Vec<RootLesson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootLesson {
+    pub id: String,
+    /// BLAKE3 (hex) of the lesson's part: its `ManifestLesson` as compact JSON.
+    pub part: String,
+}
+
+impl RootLesson {
+    pub fn part(&self) -> Option<Hash> {
+        Hash::from_hex(&self.part)
+    }
+}
+
+/// Either kind of signed manifest, as parsed from its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    Whole(Manifest),
+    Root(Root),
+}
+
+impl Signed {
+    /// Parses a signed manifest of either format (told apart by its `format` field).
+    pub fn parse(bytes: &[u8]) -> Result<Signed, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Head {
+            format: String,
+        }
+        let head: Head = serde_json::from_slice(bytes)?;
+        if head.format == ROOT_FORMAT {
+            serde_json::from_slice(bytes).map(Signed::Root)
+        } else {
+            serde_json::from_slice(bytes).map(Signed::Whole)
+        }
+    }
+
+    pub fn publisher(&self) -> &str {
+        match self {
+            Signed::Whole(m) => &m.publisher,
+            Signed::Root(r) => &r.publisher,
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        match self {
+            Signed::Whole(m) => m.seq,
+            Signed::Root(r) => r.seq,
+        }
+    }
+
+    pub fn dictionary(&self) -> Option<&str> {
+        match self {
+            Signed::Whole(m) => m.dictionary.as_deref(),
+            Signed::Root(r) => r.dictionary.as_deref(),
+        }
+    }
+
+    /// Whether two manifests describe the same lessons (they may differ in creation time).
+    pub fn same_content(&self, other: &Signed) -> bool {
+        match (self, other) {
+            (Signed::Whole(a), Signed::Whole(b)) => {
+                a.lessons == b.lessons && a.dictionary == b.dictionary && a.publisher == b.publisher
+            }
+            (Signed::Root(a), Signed::Root(b)) => {
+                a.lessons == b.lessons && a.dictionary == b.dictionary && a.publisher == b.publisher
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A lesson's part as it travels: (BLAKE3 of its JSON, the zstd file).
+pub fn encode_part(lesson: &ManifestLesson) -> (Hash, Vec<u8>) {
+    let json = serde_json::to_vec(lesson).unwrap_or_default();
+    let hash = Hash::of(&json);
+    (hash, zstd::bulk::compress(&json, 19).unwrap_or_default())
+}
+
+/// Decodes a part file and checks it is the part `expected` names for lesson `id`.
+pub fn decode_part(id: &str, expected: Hash, file: &[u8]) -> Result<ManifestLesson, String> {
+    let json = zstd::bulk::decompress(file, MAX_PART).map_err(|e| format!("it does not decompress ({e})"))?;
+    if Hash::of(&json) != expected {
+        return Err("it does not match the hash its signed manifest gives; it was altered or swapped".to_owned());
+    }
+    let lesson: ManifestLesson = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    if lesson.id != id {
+        return Err(format!("it describes lesson {}, not {id}", lesson.id));
+    }
+    Ok(lesson)
+}
+
+/// Where the part with hash `hash` lives in a package.
+pub fn lesson_part_path(hash: Hash) -> String {
+    let hex = hash.to_hex();
+    format!("lessons/{}/{hex}", &hex[..2])
+}
+
 /// How a blob file holds its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -200,36 +321,65 @@ pub const MAX_MANIFEST: usize = 512 * 1024 * 1024;
 pub fn check_manifest(manifest: &Manifest) -> Result<(), String> {
     if manifest.format != MANIFEST_FORMAT {
         return Err(format!(
-            "unknown manifest format {:?} (this dars reads {MANIFEST_FORMAT}); install a newer dars",
+            "unknown manifest format {:?} (this dars reads {MANIFEST_FORMAT} and {ROOT_FORMAT}); install a newer dars",
             manifest.format
         ));
     }
     let mut ids = std::collections::HashSet::new();
     for lesson in &manifest.lessons {
+        if !ids.insert(lesson.id.as_str()) {
+            return Err(format!("lesson {} is listed twice", lesson.id));
+        }
+        check_lesson(lesson)?;
+    }
+    Ok(())
+}
+
+/// Checks a signed root: format, ids, part hashes, duplicates.
+pub fn check_root(root: &Root) -> Result<(), String> {
+    if root.format != ROOT_FORMAT {
+        return Err(format!(
+            "unknown manifest format {:?} (this dars reads {MANIFEST_FORMAT} and {ROOT_FORMAT}); install a newer dars",
+            root.format
+        ));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for lesson in &root.lessons {
         if !valid_id(&lesson.id) {
             return Err(format!("bad lesson id {:?}", lesson.id));
         }
         if !ids.insert(lesson.id.as_str()) {
             return Err(format!("lesson {} is listed twice", lesson.id));
         }
-        let mut paths = std::collections::HashSet::new();
-        for file in &lesson.files {
-            if let Err(problem) = check_relative_path(&file.path) {
-                return Err(format!("lesson {}: bad path {:?}: {problem}", lesson.id, file.path));
-            }
-            if !paths.insert(file.path.as_str()) {
-                return Err(format!("lesson {}: {} is listed twice", lesson.id, file.path));
-            }
-            if file.hash().is_none() {
-                return Err(format!("lesson {}: {} has a bad hash", lesson.id, file.path));
-            }
+        if lesson.part().is_none() {
+            return Err(format!("lesson {} has a bad part hash", lesson.id));
         }
-        if !paths.contains(lesson.entry.as_str()) {
-            return Err(format!(
-                "lesson {}: its entry {} is not among its files",
-                lesson.id, lesson.entry
-            ));
+    }
+    Ok(())
+}
+
+/// Checks one lesson of a manifest (or one part): id, paths, hashes, entry.
+pub fn check_lesson(lesson: &ManifestLesson) -> Result<(), String> {
+    if !valid_id(&lesson.id) {
+        return Err(format!("bad lesson id {:?}", lesson.id));
+    }
+    let mut paths = std::collections::HashSet::new();
+    for file in &lesson.files {
+        if let Err(problem) = check_relative_path(&file.path) {
+            return Err(format!("lesson {}: bad path {:?}: {problem}", lesson.id, file.path));
         }
+        if !paths.insert(file.path.as_str()) {
+            return Err(format!("lesson {}: {} is listed twice", lesson.id, file.path));
+        }
+        if file.hash().is_none() {
+            return Err(format!("lesson {}: {} has a bad hash", lesson.id, file.path));
+        }
+    }
+    if !paths.contains(lesson.entry.as_str()) {
+        return Err(format!(
+            "lesson {}: its entry {} is not among its files",
+            lesson.id, lesson.entry
+        ));
     }
     Ok(())
 }

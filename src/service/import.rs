@@ -175,6 +175,7 @@ fn import_lesson(
         origin: opts.origin.clone(),
         seq: 0,
         files: entries,
+        part: None,
     };
     // The commit that makes the lesson visible is durable before it returns; it also makes
     // the blob batches written before it (with synchronous=NORMAL) durable, since they are

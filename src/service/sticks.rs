@@ -10,7 +10,7 @@ use super::ServiceError;
 use super::package::{PackageError, read_file, read_index};
 use crate::keys::PublicKey;
 use crate::lesson::parse_meta;
-use crate::package::{Manifest, USB_DIR};
+use crate::package::{Manifest, Signed, USB_DIR, decode_part, lesson_part_path};
 
 /// A stick (or any folder under a mount root) that holds something to import.
 #[derive(Debug, Clone, Serialize)]
@@ -169,23 +169,51 @@ pub fn summarise(root: &Path, trusted: &[PublicKey]) -> Result<PackageSummary, P
         serde_json::from_slice(&read_file(root, rel)?).map_err(|e| super::package::document_error(rel, &e))
     };
     for entry in &index.manifests {
-        let manifest = parse(&entry.manifest)?;
-        let key = PublicKey::parse(&manifest.publisher).map_err(|e| PackageError::BadDocument {
+        let bytes = read_file(root, &entry.manifest)?;
+        let manifest = Signed::parse(&bytes).map_err(|e| super::package::document_error(&entry.manifest, &e))?;
+        let key = PublicKey::parse(manifest.publisher()).map_err(|e| PackageError::BadDocument {
             file: entry.manifest.clone(),
             problem: e.to_string(),
         })?;
-        let lessons = manifest
-            .lessons
-            .iter()
-            .filter(|l| entry.lessons.as_ref().is_none_or(|only| only.contains(&l.id)))
-            .map(|l| (l.id.clone(), l.title.clone()))
-            .collect();
+        let carried = |id: &String| entry.lessons.as_ref().is_none_or(|only| only.contains(id));
+        let (seq, created, lessons) = match manifest {
+            Signed::Whole(manifest) => (
+                manifest.seq,
+                manifest.created,
+                manifest
+                    .lessons
+                    .iter()
+                    .filter(|l| carried(&l.id))
+                    .map(|l| (l.id.clone(), l.title.clone()))
+                    .collect(),
+            ),
+            // A root names lessons by id; their titles are in their parts.
+            Signed::Root(root_doc) => (
+                root_doc.seq,
+                root_doc.created,
+                root_doc
+                    .lessons
+                    .iter()
+                    .filter(|l| carried(&l.id))
+                    .map(|l| {
+                        let title = l
+                            .part()
+                            .and_then(|hash| {
+                                let file = read_file(root, &lesson_part_path(hash)).ok()?;
+                                decode_part(&l.id, hash, &file).ok()
+                            })
+                            .map_or_else(|| "(missing or damaged)".to_owned(), |lesson| lesson.title);
+                        (l.id.clone(), title)
+                    })
+                    .collect(),
+            ),
+        };
         summary.manifests.push(ManifestSummary {
             fingerprint: key.fingerprint(),
             key: key.to_text(),
             trusted: trusted.contains(&key),
-            seq: manifest.seq,
-            created: manifest.created,
+            seq,
+            created,
             lessons,
         });
     }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::package::{
     Dicts, ImportPackageOptions, PackageError, PackageReport, check_sequences, commit, decode_blob, flush,
-    load_dictionaries, needed_blobs, verify_manifests,
+    load_dictionaries, needed_blobs, stored_parts, verify_manifests,
 };
 use super::{Progress, ServiceError};
 use crate::package::{Encoding, INDEX_FILE, Index, ManifestFile, blob_path, check_index, part_count, part_path};
@@ -272,7 +272,7 @@ pub fn sync(
             }
         })
     };
-    let verified = verify_manifests(&index, &mut read, &opts.package.trusted, true);
+    let verified = verify_manifests(&index, &mut read, &opts.package.trusted, true, &stored_parts(conn));
     let manifests = match verified {
         Ok(m) => m,
         Err(e) => return Err(fetch_error.take().unwrap_or_else(|| e.into())),
@@ -300,7 +300,7 @@ pub fn sync(
     conn.pragma_update(None, "synchronous", "FULL")?;
     report.bytes_downloaded = fetcher.downloaded;
     result?;
-    store::collect_garbage(conn, 3600)?;
+    store::collect_garbage_after_import(conn, &report.package.dropped, 3600)?;
     Ok(report)
 }
 

@@ -66,6 +66,8 @@ pub struct NewLesson {
     pub origin: Origin,
     pub seq: i64,
     pub files: Vec<FileEntry>,
+    /// The hash of the signed root's part this version came in (dars-manifest/2).
+    pub part: Option<Hash>,
 }
 
 impl NewLesson {
@@ -129,8 +131,9 @@ pub fn current_digest(conn: &Connection, id: &str) -> Result<Option<[u8; 32]>> {
 /// Makes `lesson` the visible version of its id, replacing any older one. Call inside a
 /// transaction, so readers see old or new, never a mix. An older version keeps its row and the
 /// rows of its files that did not change: an update that edits a few files of a lesson
-/// rewrites only their rows (and index entries), not the whole lesson's.
-pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
+/// rewrites only their rows (and index entries), not the whole lesson's. Returns the contents
+/// the older version used that this one does not (for `collect_garbage_after_import`).
+pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>> {
     let meta = &lesson.meta;
     let total: u64 = lesson.files.iter().map(|f| f.size).sum();
     let existing: Option<i64> = conn
@@ -151,13 +154,14 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         &lesson.digest()[..],
         total,
         now_secs(),
+        lesson.part.map(|h| h.0.to_vec()),
     ];
     let rowid = match existing {
         Some(rowid) => {
             conn.prepare_cached(
                 "UPDATE lessons SET title = ?2, language = ?3, grade = ?4, subject = ?5, summary = ?6, entry = ?7,
-                 sort_order = ?8, origin = ?9, seq = ?10, digest = ?11, total_size = ?12, imported_at = ?13
-                 WHERE rowid = ?14",
+                 sort_order = ?8, origin = ?9, seq = ?10, digest = ?11, total_size = ?12, imported_at = ?13,
+                 part = ?14 WHERE rowid = ?15",
             )?
             .execute(rusqlite::params_from_iter(
                 values.iter().copied().chain([&rowid as &dyn rusqlite::ToSql]),
@@ -166,8 +170,8 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         }
         None => {
             conn.prepare_cached(
-                "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at, part)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(values)?;
             conn.last_insert_rowid()
@@ -181,12 +185,16 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         conn.prepare_cached("INSERT INTO files (lesson, path, hash, size, media_type) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     let mut update =
         conn.prepare_cached("UPDATE files SET hash = ?3, size = ?4, media_type = ?5 WHERE lesson = ?1 AND path = ?2")?;
+    let mut dropped = Vec::new();
     for file in &lesson.files {
         let args = params![rowid, file.path, &file.hash.0[..], file.size, file.media_type];
         match old.remove(&file.path) {
             Some((hash, size, media)) if hash == file.hash.0 && size == file.size && media == file.media_type => {}
-            Some(_) => {
+            Some((hash, _, _)) => {
                 update.execute(args)?;
+                if hash != file.hash.0 {
+                    dropped.extend(<[u8; 32]>::try_from(hash).ok().map(Hash));
+                }
             }
             None => {
                 insert.execute(args)?;
@@ -194,11 +202,66 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<()> {
         }
     }
     let mut delete = conn.prepare_cached("DELETE FROM files WHERE lesson = ?1 AND path = ?2")?;
-    for path in old.keys() {
+    for (path, (hash, _, _)) in old {
         delete.execute(params![rowid, path])?;
+        dropped.extend(<[u8; 32]>::try_from(hash).ok().map(Hash));
     }
     // In the same transaction, so search shows exactly the lessons that are visible.
-    super::search::index_lesson(conn, rowid, &meta.title, &meta.summary, &meta.entry, &lesson.files)
+    super::search::index_lesson(conn, rowid, &meta.title, &meta.summary, &meta.entry, &lesson.files)?;
+    Ok(dropped)
+}
+
+/// The part hashes of publisher `key`'s visible lessons: lesson id -> part.
+pub fn lesson_parts(conn: &Connection, key: &str) -> Result<std::collections::HashMap<String, Hash>> {
+    let origin = Origin::Publisher(key.to_owned());
+    let mut stmt = conn.prepare_cached("SELECT id, part FROM lessons WHERE origin = ?1 AND part IS NOT NULL")?;
+    let rows = stmt.query_map([origin.as_db()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (id, part) = row?;
+        if let Ok(part) = <[u8; 32]>::try_from(part) {
+            out.insert(id, Hash(part));
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps a lesson part exactly as received (a duplicate is success).
+pub fn put_part(conn: &Connection, hash: Hash, data: &[u8]) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO lesson_parts (hash, data) VALUES (?1, ?2)")?
+        .execute(params![&hash.0[..], data])?;
+    Ok(())
+}
+
+/// A stored lesson part, as it travels (zstd of the lesson's JSON).
+pub fn get_part(conn: &Connection, hash: Hash) -> Result<Vec<u8>> {
+    conn.prepare_cached("SELECT data FROM lesson_parts WHERE hash = ?1")?
+        .query_row([&hash.0[..]], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Forgets the parts among `hashes` that no lesson comes from any more.
+pub fn prune_parts(conn: &Connection, hashes: &[Hash]) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM lesson_parts WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM lessons WHERE part = ?1)",
+    )?;
+    let mut pruned = 0;
+    for hash in hashes {
+        pruned += stmt.execute([&hash.0[..]])?;
+    }
+    Ok(pruned)
+}
+
+/// The part lesson `id` came in, if it came in one.
+pub fn part_of(conn: &Connection, id: &str) -> Result<Option<Hash>> {
+    let part: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT part FROM lessons WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(part.flatten().and_then(|p| <[u8; 32]>::try_from(p).ok()).map(Hash))
 }
 
 /// Moves an unchanged lesson to a publisher's newer package (and manifest).
@@ -327,10 +390,40 @@ pub fn count_lessons(conn: &Connection) -> Result<u64> {
 /// import's blobs, stored but not yet committed to a lesson, are left alone). Returns how
 /// many went.
 pub fn collect_garbage(conn: &Connection, grace_secs: i64) -> Result<usize> {
-    Ok(conn.execute(
+    let gone = conn.execute(
         "DELETE FROM blobs WHERE added_at < ?1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = blobs.hash)",
         [now_secs() - grace_secs],
-    )?)
+    )?;
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute(params![GC_AT_KEY, now_secs().to_string()])?;
+    Ok(gone)
+}
+
+const GC_AT_KEY: &str = "garbage_collected_at";
+/// A whole-store collection (which reads every blob's row) runs at most this often after
+/// imports; in between, an import collects only the blobs its own lessons stopped using.
+const FULL_GC_EVERY_SECS: i64 = 24 * 3600;
+
+/// After an import: the blobs among `dropped` (contents the import's lessons no longer use)
+/// that no lesson uses, and once a day everything `collect_garbage` would take (blobs left
+/// by an import that was cut off). An update of a few lessons thus reads only their rows.
+pub fn collect_garbage_after_import(conn: &Connection, dropped: &[Hash], grace_secs: i64) -> Result<usize> {
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([GC_AT_KEY], |r| r.get::<_, String>(0))
+        .optional()?
+        .and_then(|v| v.parse().ok());
+    if last.is_none_or(|at| now_secs() - at >= FULL_GC_EVERY_SECS) {
+        return collect_garbage(conn, grace_secs);
+    }
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM blobs WHERE hash = ?1 AND added_at < ?2 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = ?1)",
+    )?;
+    let mut gone = 0;
+    for hash in dropped {
+        gone += stmt.execute(params![&hash.0[..], now_secs() - grace_secs])?;
+    }
+    Ok(gone)
 }
 
 /// A manifest text is stored as a delta against the publisher's previous one up to this
@@ -645,6 +738,7 @@ mod tests {
             },
             origin: Origin::Local,
             seq: 0,
+            part: None,
             files: files
                 .iter()
                 .map(|(path, n)| FileEntry {

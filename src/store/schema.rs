@@ -193,6 +193,18 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE manifests;
     ALTER TABLE manifests_new RENAME TO manifests;
     ",
+    // 8: lesson parts of signed roots (dars-manifest/2), kept by hash exactly as received
+    // (to re-export and mirror them), and each lesson's part: an update whose root names the
+    // same part for a lesson leaves that lesson unread and unwritten.
+    r"
+    CREATE TABLE lesson_parts (
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        data BLOB NOT NULL
+    );
+    ALTER TABLE lessons ADD COLUMN part BLOB;
+    CREATE INDEX lessons_part ON lessons (part) WHERE part IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

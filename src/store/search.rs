@@ -212,6 +212,7 @@ mod tests {
             },
             origin: Origin::Local,
             seq: 0,
+            part: None,
             files: vec![FileEntry {
                 path: "index.html".to_owned(),
                 hash: blob.hash,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dars::keys::{PublicKey, SecretKey};
-use dars::package::Manifest;
+use dars::package::{Manifest, Signed, decode_part, lesson_part_path};
 use dars::service::package::{DictionaryChoice, ImportPackageOptions, PackageReport, PublishOptions, PublishReport};
 use dars::service::{Library, Progress, ServiceError};
 use dars::store::{Hash, LessonFilter};
@@ -556,7 +556,8 @@ fn import_pkg(data: &Path, pkg: &Path, opts: &ImportPackageOptions) -> Result<Pa
         .import_package(pkg, opts, &Progress::new())
 }
 
-/// The (only) signed manifest of a package folder.
+/// The (only) signed manifest of a package folder, with every lesson in full: a root's
+/// lessons are read from their parts (checked against the root's hashes).
 fn manifest_of(pkg: &Path) -> (PathBuf, Manifest) {
     let dir = pkg.join("manifests");
     let path = std::fs::read_dir(&dir)
@@ -564,7 +565,26 @@ fn manifest_of(pkg: &Path) -> (PathBuf, Manifest) {
         .map(|e| e.expect("entry").path())
         .find(|p| p.extension().is_some_and(|e| e == "json"))
         .expect("a manifest");
-    let manifest = serde_json::from_slice(&std::fs::read(&path).expect("read manifest")).expect("manifest json");
+    let bytes = std::fs::read(&path).expect("read manifest");
+    let manifest = match Signed::parse(&bytes).expect("manifest json") {
+        Signed::Whole(manifest) => manifest,
+        Signed::Root(root) => Manifest {
+            lessons: root
+                .lessons
+                .iter()
+                .map(|l| {
+                    let hash = l.part().expect("part hash");
+                    let file = std::fs::read(pkg.join(lesson_part_path(hash))).expect("read part");
+                    decode_part(&l.id, hash, &file).expect("part")
+                })
+                .collect(),
+            format: root.format,
+            publisher: root.publisher,
+            seq: root.seq,
+            created: root.created,
+            dictionary: root.dictionary,
+        },
+    };
     (path, manifest)
 }
 
@@ -1456,7 +1476,7 @@ async fn tampered_packages_are_refused_with_their_own_message_and_change_nothing
             damage: Box::new(move |pkg| {
                 let (path, _) = manifest_of(pkg);
                 let text = std::fs::read_to_string(&path).expect("manifest");
-                let at = text.find(" v2\"").expect("a title in the manifest") + 1;
+                let at = text.find("\"id\": \"").expect("a lesson id in the root") + 8;
                 flip_byte(&path, at);
                 sig_words()
             }),
@@ -1576,7 +1596,65 @@ async fn tampered_packages_are_refused_with_their_own_message_and_change_nothing
                 })
             },
         },
+        Tamper {
+            what: "a byte of a changed lesson's part",
+            damage: {
+                let lesson = text_blob.lesson.clone();
+                Box::new(move |pkg| {
+                    let path = part_file(pkg, &lesson);
+                    let len = std::fs::metadata(&path).expect("part").len() as usize;
+                    flip_byte(&path, len / 2);
+                    vec![
+                        format!("lesson {lesson}"),
+                        "description".to_owned(),
+                        "damaged".to_owned(),
+                    ]
+                })
+            },
+        },
+        Tamper {
+            what: "a missing lesson part",
+            damage: {
+                let lesson = text_blob.lesson.clone();
+                Box::new(move |pkg| {
+                    std::fs::remove_file(part_file(pkg, &lesson)).expect("remove");
+                    vec![
+                        format!("lesson {lesson}"),
+                        "description".to_owned(),
+                        "missing".to_owned(),
+                    ]
+                })
+            },
+        },
+        Tamper {
+            what: "two lesson parts swapped",
+            damage: {
+                let (a, b) = (text_blob.lesson.clone(), other_text.lesson.clone());
+                Box::new(move |pkg| {
+                    let (pa, pb) = (part_file(pkg, &a), part_file(pkg, &b));
+                    let tmp = pkg.join("swap.tmp");
+                    std::fs::rename(&pa, &tmp).expect("swap");
+                    std::fs::rename(&pb, &pa).expect("swap");
+                    std::fs::rename(&tmp, &pb).expect("swap");
+                    // The first of the two in the root's order is the one found out.
+                    vec![
+                        format!("lesson {}", a.clone().min(b.clone())),
+                        "description".to_owned(),
+                        "altered or swapped".to_owned(),
+                    ]
+                })
+            },
+        },
     ];
+    /// The file of lesson `id`'s part, as the package's signed root names it.
+    fn part_file(pkg: &Path, id: &str) -> PathBuf {
+        let (path, _) = manifest_of(pkg);
+        let Ok(Signed::Root(root)) = Signed::parse(&std::fs::read(path).expect("root")) else {
+            panic!("publish writes a root");
+        };
+        let entry = root.lessons.iter().find(|l| l.id == id).expect("lesson in root");
+        pkg.join(lesson_part_path(entry.part().expect("part hash")))
+    }
     /// The foreign package lives next to the copies.
     fn w_foreign(pkg: &Path) -> PathBuf {
         pkg.parent().expect("parent").parent().expect("work").join("foreign")
@@ -2406,7 +2484,7 @@ fn unsigned_local_lessons_on_a_stick_cannot_replace_the_signed_lessons_beside_th
     forged.id = manifest.lessons[0].id.clone();
     forged.title = "Not from the ministry".to_owned();
     let local = Manifest {
-        format: manifest.format.clone(),
+        format: dars::package::MANIFEST_FORMAT.to_owned(),
         publisher: "local".to_owned(),
         seq: 0,
         created: manifest.created.clone(),

@@ -14,7 +14,8 @@ use super::PackageError;
 use super::publish::{write_atomically, write_if_changed};
 use crate::package::{
     DEFAULT_PART_SIZE, Encoding, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry, MANIFEST_FORMAT, Manifest, ManifestFile,
-    ManifestLesson, USB_DIR, blob_path, dict_path, manifest_name, part_count, part_path,
+    ManifestLesson, Signed, USB_DIR, blob_path, decode_part, dict_path, lesson_part_path, manifest_name, part_count,
+    part_path,
 };
 use crate::service::{Progress, ServiceError, io_error};
 use crate::store::{self, BlobInfo, Hash, LessonFilter, LessonRow, Origin, Storage, Variant};
@@ -87,24 +88,39 @@ pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
     let mut entries = Vec::new();
     for ((key, seq), lesson_ids) in &signed {
         let (bytes, signature) = store::get_manifest(conn, key, *seq)?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        for lesson in manifest.lessons.iter().filter(|l| lesson_ids.contains(&l.id)) {
-            for file in &lesson.files {
-                if let Some(hash) = file.hash() {
-                    declared.insert(hash, file.encoding);
-                }
-            }
-        }
+        let internal = |e: String| ServiceError::Internal(format!("stored manifest {key}-{seq}: {e}"));
         let (manifest_file, signature_file) = manifest_name(key, *seq);
-        let compressed_file = format!("{manifest_file}.zst");
-        plan.documents
-            .insert(compressed_file.clone(), crate::package::compress_manifest(&bytes));
+        let compressed = match Signed::parse(&bytes).map_err(|e| internal(e.to_string()))? {
+            Signed::Whole(manifest) => {
+                for lesson in manifest.lessons.iter().filter(|l| lesson_ids.contains(&l.id)) {
+                    declare(&mut declared, lesson);
+                }
+                let compressed_file = format!("{manifest_file}.zst");
+                plan.documents
+                    .insert(compressed_file.clone(), crate::package::compress_manifest(&bytes));
+                Some(compressed_file)
+            }
+            Signed::Root(root) => {
+                // Each lesson's part exactly as received, so the root's hashes still hold.
+                for entry in root.lessons.iter().filter(|l| lesson_ids.contains(&l.id)) {
+                    let hash = entry
+                        .part()
+                        .ok_or_else(|| internal(format!("lesson {} has a bad part", entry.id)))?;
+                    let file = store::get_part(conn, hash)
+                        .map_err(|e| internal(format!("the part of lesson {}: {e}", entry.id)))?;
+                    let lesson = decode_part(&entry.id, hash, &file).map_err(internal)?;
+                    declare(&mut declared, &lesson);
+                    plan.documents.insert(lesson_part_path(hash), file);
+                }
+                None
+            }
+        };
         plan.documents.insert(manifest_file.clone(), bytes);
         plan.documents.insert(signature_file.clone(), signature);
         entries.push(IndexEntry {
             manifest: manifest_file,
             signature: signature_file,
-            compressed: Some(compressed_file),
+            compressed,
             lessons: Some(lesson_ids.clone()),
         });
     }
@@ -134,6 +150,15 @@ pub fn plan(conn: &Connection, ids: &[String]) -> Result<Plan, ServiceError> {
         part_size: DEFAULT_PART_SIZE,
     };
     Ok(plan)
+}
+
+/// Notes the encoding a manifest declares for each file of `lesson`.
+fn declare(declared: &mut BTreeMap<Hash, Encoding>, lesson: &ManifestLesson) {
+    for file in &lesson.files {
+        if let Some(hash) = file.hash() {
+            declared.insert(hash, file.encoding);
+        }
+    }
 }
 
 /// An unsigned manifest of local lessons, in the encodings the store keeps them.

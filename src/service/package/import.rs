@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{PackageError, io_problem, read_file, read_index};
+use super::{PackageError, document_error, io_problem, read_file, read_index};
 use crate::keys::{PublicKey, signature_from_text};
 use crate::package::Index;
 use crate::package::{
-    Encoding, Manifest, ManifestFile, ManifestLesson, blob_path, check_manifest, dict_path, part_count, part_path,
+    Encoding, Manifest, ManifestFile, ManifestLesson, Root, Signed, blob_path, check_lesson, check_manifest,
+    check_root, decode_part, dict_path, lesson_part_path, part_count, part_path,
 };
 use crate::service::{Progress, ServiceError};
 use crate::store::{self, BlobWriter, FileEntry, Hash, NewLesson, Origin, Storage, StoredBlob, Variant};
@@ -51,6 +52,8 @@ pub struct PackageReport {
     pub bytes_read: u64,
     /// (publisher fingerprint or "local", sequence)
     pub manifests: Vec<(String, u64)>,
+    /// Contents the updated lessons no longer use (for the garbage collection after it).
+    pub dropped: Vec<Hash>,
 }
 
 /// A manifest whose signature checked out, with the lessons to take from it.
@@ -62,7 +65,27 @@ pub(crate) struct Verified {
     bytes: Vec<u8>,
     signature: Vec<u8>,
     dictionary: Option<Hash>,
+    /// The lessons read in full: all of a whole manifest's, or a root's new or changed ones.
     lessons: Vec<ManifestLesson>,
+    /// For lessons of a root: lesson id -> (part hash, the part file as it travels).
+    parts: HashMap<String, (Hash, Vec<u8>)>,
+    /// Lessons of a root whose part the store already has for that lesson: unchanged, so
+    /// neither read nor written.
+    kept: Vec<String>,
+}
+
+/// The parts a store holds for a publisher's lessons (lesson id -> part hash), so that an
+/// update reads only the parts that changed. A check without a store knows none.
+pub(crate) type KnownParts<'a> = dyn Fn(&str) -> HashMap<String, Hash> + 'a;
+
+/// For `verify_manifests` without a store: every part is read.
+pub(crate) fn no_parts(_: &str) -> HashMap<String, Hash> {
+    HashMap::new()
+}
+
+/// The parts `conn` holds for publisher `key` (none if it cannot tell: then all are read).
+pub(crate) fn stored_parts(conn: &Connection) -> impl Fn(&str) -> HashMap<String, Hash> + '_ {
+    move |key| store::lesson_parts(conn, key).unwrap_or_default()
 }
 
 /// Reads a document of a package by its path inside the package (from a folder, or over HTTP).
@@ -76,6 +99,7 @@ pub(crate) fn verify_manifests(
     read: &mut ReadDoc<'_>,
     trusted: &[PublicKey],
     prefer_compressed: bool,
+    known: &KnownParts<'_>,
 ) -> Result<Vec<Verified>, PackageError> {
     let mut out = Vec::new();
     for entry in &index.manifests {
@@ -92,8 +116,8 @@ pub(crate) fn verify_manifests(
             _ => read(&entry.manifest)?,
         };
         let sig_text = read(&entry.signature)?;
-        let manifest = parse_manifest(&entry.manifest, &bytes)?;
-        let key = PublicKey::parse(&manifest.publisher).map_err(|e| PackageError::BadDocument {
+        let manifest = Signed::parse(&bytes).map_err(|e| document_error(&entry.manifest, &e))?;
+        let key = PublicKey::parse(manifest.publisher()).map_err(|e| PackageError::BadDocument {
             file: entry.manifest.clone(),
             problem: e.to_string(),
         })?;
@@ -112,20 +136,36 @@ pub(crate) fn verify_manifests(
                 manifest: entry.manifest.clone(),
             });
         }
-        check_manifest(&manifest).map_err(|problem| PackageError::BadDocument {
+        let bad = |problem| PackageError::BadDocument {
             file: entry.manifest.clone(),
             problem,
-        })?;
-        let lessons = select(&manifest, entry.lessons.as_deref())?;
+        };
+        let fingerprint = key.fingerprint();
+        let dictionary = manifest.dictionary().and_then(Hash::from_hex);
+        let seq = manifest.seq();
+        let (lessons, parts, kept) = match manifest {
+            Signed::Whole(manifest) => {
+                check_manifest(&manifest).map_err(bad)?;
+                let wanted = entry.lessons.as_deref();
+                let lessons = select(&manifest.lessons, |l| &l.id, wanted)?;
+                (lessons, HashMap::new(), Vec::new())
+            }
+            Signed::Root(root) => {
+                check_root(&root).map_err(bad)?;
+                read_parts_of(&root, entry.lessons.as_deref(), read, &known(&fingerprint))?
+            }
+        };
         out.push(Verified {
-            origin: Origin::Publisher(key.fingerprint()),
-            seq: manifest.seq,
-            key: key.fingerprint(),
+            origin: Origin::Publisher(fingerprint.clone()),
+            seq,
+            key: fingerprint,
             publisher: key.to_text(),
             bytes,
             signature: sig_text,
-            dictionary: manifest.dictionary.as_deref().and_then(Hash::from_hex),
+            dictionary,
             lessons,
+            parts,
+            kept,
         });
     }
     if let Some(local) = &index.local {
@@ -144,15 +184,61 @@ pub(crate) fn verify_manifests(
             signature: Vec::new(),
             dictionary: manifest.dictionary.as_deref().and_then(Hash::from_hex),
             lessons: manifest.lessons,
+            parts: HashMap::new(),
+            kept: Vec::new(),
         });
     }
     let mut seen = HashSet::new();
-    for lesson in out.iter().flat_map(|m| m.lessons.iter()) {
-        if !seen.insert(lesson.id.as_str()) {
-            return Err(PackageError::LessonTwice(lesson.id.clone()));
+    for id in out
+        .iter()
+        .flat_map(|m| m.lessons.iter().map(|l| &l.id).chain(m.kept.iter()))
+    {
+        if !seen.insert(id.as_str()) {
+            return Err(PackageError::LessonTwice(id.clone()));
         }
     }
     Ok(out)
+}
+
+/// The lessons of a root this package carries: parts the store already has for the same
+/// lesson are kept unread; every other part is read, checked against its hash and parsed.
+#[allow(clippy::type_complexity)]
+fn read_parts_of(
+    root: &Root,
+    wanted: Option<&[String]>,
+    read: &mut ReadDoc<'_>,
+    known: &HashMap<String, Hash>,
+) -> Result<(Vec<ManifestLesson>, HashMap<String, (Hash, Vec<u8>)>, Vec<String>), PackageError> {
+    let mut lessons = Vec::new();
+    let mut parts = HashMap::new();
+    let mut kept = Vec::new();
+    for entry in select(&root.lessons, |l| &l.id, wanted)? {
+        let hash = entry.part().unwrap_or(Hash([0; 32]));
+        if known.get(&entry.id) == Some(&hash) {
+            kept.push(entry.id);
+            continue;
+        }
+        let rel = lesson_part_path(hash);
+        let file = read(&rel).map_err(|e| match e {
+            PackageError::Unreadable { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                PackageError::MissingPart {
+                    lesson: entry.id.clone(),
+                    file: rel.clone(),
+                }
+            }
+            other => other,
+        })?;
+        let damaged = |problem| PackageError::DamagedPart {
+            lesson: entry.id.clone(),
+            file: rel.clone(),
+            problem,
+        };
+        let lesson = decode_part(&entry.id, hash, &file).map_err(damaged)?;
+        check_lesson(&lesson).map_err(damaged)?;
+        parts.insert(entry.id.clone(), (hash, file));
+        lessons.push(lesson);
+    }
+    Ok((lessons, parts, kept))
 }
 
 fn parse_manifest(file: &str, bytes: &[u8]) -> Result<Manifest, PackageError> {
@@ -162,19 +248,17 @@ fn parse_manifest(file: &str, bytes: &[u8]) -> Result<Manifest, PackageError> {
     })
 }
 
-fn select(manifest: &Manifest, wanted: Option<&[String]>) -> Result<Vec<ManifestLesson>, PackageError> {
+fn select<T: Clone>(all: &[T], id: impl Fn(&T) -> &String, wanted: Option<&[String]>) -> Result<Vec<T>, PackageError> {
     let Some(wanted) = wanted else {
-        return Ok(manifest.lessons.clone());
+        return Ok(all.to_vec());
     };
     wanted
         .iter()
-        .map(|id| {
-            manifest
-                .lessons
-                .iter()
-                .find(|l| &l.id == id)
+        .map(|want| {
+            all.iter()
+                .find(|l| id(l) == want)
                 .cloned()
-                .ok_or_else(|| PackageError::NotInManifest(id.clone()))
+                .ok_or_else(|| PackageError::NotInManifest(want.clone()))
         })
         .collect()
 }
@@ -381,7 +465,7 @@ fn stream_raw(
 pub fn check_package(root: &Path, trusted: &[PublicKey], progress: &Progress) -> Result<CheckReport, ServiceError> {
     let index = read_index(root)?;
     let mut read = |rel: &str| read_file(root, rel);
-    let manifests = verify_manifests(&index, &mut read, trusted, false)?;
+    let manifests = verify_manifests(&index, &mut read, trusted, false, &no_parts)?;
     // The compressed copy a network sync fetches must be the same manifest.
     for entry in &index.manifests {
         if let Some(compressed) = &entry.compressed {
@@ -484,11 +568,16 @@ pub fn import_package(
 ) -> Result<PackageReport, ServiceError> {
     let index = read_index(root)?;
     let mut read = |rel: &str| read_file(root, rel);
-    let manifests = verify_manifests(&index, &mut read, &opts.trusted, false)?;
+    let manifests = verify_manifests(&index, &mut read, &opts.trusted, false, &stored_parts(conn))?;
     check_sequences(conn, &manifests, opts.allow_downgrade)?;
-    let dicts = load_dictionaries(&manifests, &mut read)?;
     let mut report = PackageReport::default();
     let needed = needed_blobs(conn, &manifests, &mut report)?;
+    // An update whose new contents are all media (or none) needs no dictionary.
+    let dicts = if needed.iter().any(|(_, f)| f.encoding == Encoding::Zstd) {
+        load_dictionaries(&manifests, &mut read)?
+    } else {
+        Dicts::new()
+    };
     progress.set_totals(needed.len() as u64, needed.iter().map(|(_, f)| f.stored_size).sum());
 
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -496,7 +585,7 @@ pub fn import_package(
         .and_then(|()| commit(conn, &manifests, &dicts, &mut report));
     conn.pragma_update(None, "synchronous", "FULL")?;
     result?;
-    store::collect_garbage(conn, 3600)?;
+    store::collect_garbage_after_import(conn, &report.dropped, 3600)?;
     Ok(report)
 }
 
@@ -551,11 +640,8 @@ pub(crate) fn check_sequences(
 
 /// Whether two manifests describe the same lessons (they may differ in creation time).
 fn same_content(a: &[u8], b: &[u8]) -> bool {
-    match (
-        serde_json::from_slice::<Manifest>(a),
-        serde_json::from_slice::<Manifest>(b),
-    ) {
-        (Ok(a), Ok(b)) => a.lessons == b.lessons && a.dictionary == b.dictionary && a.publisher == b.publisher,
+    match (Signed::parse(a), Signed::parse(b)) {
+        (Ok(a), Ok(b)) => a.same_content(&b),
         _ => false,
     }
 }
@@ -710,6 +796,7 @@ pub(crate) fn commit(
     for (id, (hash, bytes)) in dicts {
         store::put_dictionary(&tx, *id, *hash, bytes)?;
     }
+    let mut stale_parts = Vec::new();
     for m in manifests {
         if !m.key.is_empty() {
             store::put_manifest(&tx, &m.key, m.seq, &m.publisher, &m.bytes, &m.signature)?;
@@ -722,11 +809,21 @@ pub(crate) fn commit(
             },
             m.seq,
         ));
+        let seq = i64::try_from(m.seq).unwrap_or(i64::MAX);
+        for (hash, file) in m.parts.values() {
+            store::put_part(&tx, *hash, file)?;
+        }
+        for id in &m.kept {
+            store::set_seq(&tx, id, seq)?;
+            report.unchanged.push(id.clone());
+        }
         for lesson in &m.lessons {
+            let part = m.parts.get(&lesson.id).map(|(hash, _)| *hash);
             let new = NewLesson {
                 meta: lesson.meta(),
                 origin: m.origin.clone(),
-                seq: i64::try_from(m.seq).unwrap_or(i64::MAX),
+                seq,
+                part,
                 files: lesson
                     .files
                     .iter()
@@ -739,12 +836,21 @@ pub(crate) fn commit(
                     .collect(),
             };
             let before = store::current_digest(&tx, &lesson.id)?;
-            if before == Some(new.digest()) {
+            let old_part = store::part_of(&tx, &lesson.id)?;
+            if before == Some(new.digest()) && old_part == part {
                 store::set_seq(&tx, &lesson.id, new.seq)?;
                 report.unchanged.push(lesson.id.clone());
                 continue;
             }
-            store::replace_lesson(&tx, &new)?;
+            report.dropped.extend(store::replace_lesson(&tx, &new)?);
+            if let Some(old) = old_part.filter(|old| Some(*old) != part) {
+                stale_parts.push(old);
+            }
+            if before == Some(new.digest()) {
+                // Same lesson, now also known by its part: not an update a user would see.
+                report.unchanged.push(lesson.id.clone());
+                continue;
+            }
             if before.is_some() {
                 report.updated.push(lesson.id.clone());
             } else {
@@ -752,6 +858,7 @@ pub(crate) fn commit(
             }
         }
     }
+    store::prune_parts(&tx, &stale_parts)?;
     store::prune_manifests(&tx)?;
     tx.commit()?;
     Ok(())

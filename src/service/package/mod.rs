@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub use export::{ExportReport, LOCAL_FILE, Plan, blob_bytes, export, plan};
 pub use import::{CheckReport, ImportPackageOptions, PackageReport, check_package, import_package};
 pub(crate) use import::{
-    Dicts, check_sequences, commit, decode_blob, flush, load_dictionaries, needed_blobs, verify_manifests,
+    Dicts, check_sequences, commit, decode_blob, flush, load_dictionaries, needed_blobs, stored_parts, verify_manifests,
 };
 pub use publish::{DictionaryChoice, PublishOptions, PublishReport, publish};
 
@@ -53,6 +53,14 @@ pub enum PackageError {
     SequenceReused { fingerprint: String, seq: u64 },
     #[error("lesson {lesson}, file {path}: its content ({file}) is missing from the package. Copy the package again")]
     MissingBlob { lesson: String, path: String, file: String },
+    #[error("lesson {lesson}: its description ({file}) is missing from the package. Copy the package again")]
+    MissingPart { lesson: String, file: String },
+    #[error("lesson {lesson}: its description ({file}) is damaged: {problem}. Copy the package again")]
+    DamagedPart {
+        lesson: String,
+        file: String,
+        problem: String,
+    },
     #[error("lesson {lesson}, file {path}: its content ({file}) is damaged: {problem}. Copy the package again")]
     DamagedBlob {
         lesson: String,

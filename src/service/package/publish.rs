@@ -11,8 +11,9 @@ use rayon::prelude::*;
 use super::{PackageError, read_index};
 use crate::keys::{SecretKey, signature_to_text};
 use crate::package::{
-    DEFAULT_PART_SIZE, Encoding, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry, MANIFEST_FORMAT, Manifest, ManifestFile,
-    ManifestLesson, blob_path, dict_path, manifest_name, now_rfc3339, part_count, part_path,
+    DEFAULT_PART_SIZE, Encoding, INDEX_FILE, INDEX_FORMAT, Index, IndexEntry, ManifestFile, ManifestLesson,
+    ROOT_FORMAT, Root, RootLesson, Signed, blob_path, dict_path, encode_part, lesson_part_path, manifest_name,
+    now_rfc3339, part_count, part_path,
 };
 use crate::service::media::{is_compressible, media_type};
 use crate::service::scan::{FileSource, Scan, ScannedFile};
@@ -65,6 +66,11 @@ pub struct PublishReport {
     pub package_bytes: u64,
     /// (dictionary size, measured saving on a sample, used?)
     pub dictionary: Option<(usize, f64, bool)>,
+    /// The dictionary is the one the previous package in `out` used (its text blobs that did
+    /// not change keep their bytes, so mirrors and sticks copy only what changed).
+    pub dictionary_reused: bool,
+    /// Lesson parts written (new or changed lessons) and kept from the previous package.
+    pub parts_written: usize,
     pub manifest: PathBuf,
 }
 
@@ -135,7 +141,7 @@ pub fn publish(
 
     let dictionary = match opts.dictionary {
         DictionaryChoice::Never => None,
-        DictionaryChoice::Auto => choose_dictionary(&contents, &mut report)?,
+        DictionaryChoice::Auto => choose_dictionary(&contents, previous_dictionary(out, &fingerprint), &mut report)?,
     };
     if let Some(dict) = &dictionary {
         let hash = Hash::of(dict);
@@ -166,28 +172,38 @@ pub fn publish(
         }
     }
 
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT.to_owned(),
+    // Each lesson travels as its own part, named by its hash: a lesson that did not change
+    // keeps its part file, and an importer that has it reads none of it.
+    let mut root_lessons = Vec::with_capacity(lessons.len());
+    let mut parts_bytes = 0u64;
+    for lesson in &lessons {
+        let (hash, file) = encode_part(lesson);
+        report.parts_written += usize::from(write_if_changed(out, &lesson_part_path(hash), &file)?);
+        parts_bytes += file.len() as u64;
+        root_lessons.push(RootLesson {
+            id: lesson.id.clone(),
+            part: hash.to_hex(),
+        });
+    }
+    let root = Root {
+        format: ROOT_FORMAT.to_owned(),
         publisher: public.to_text(),
         seq,
         created: now_rfc3339(),
         dictionary: dictionary.as_ref().map(|d| Hash::of(d).to_hex()),
-        lessons,
+        lessons: root_lessons,
     };
-    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(&root).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let signature = opts.key.sign(&bytes);
     let (manifest_file, signature_file) = manifest_name(&fingerprint, seq);
     write_if_changed(out, &manifest_file, &bytes)?;
     write_if_changed(out, &signature_file, signature_to_text(&signature).as_bytes())?;
-    let compressed_file = format!("{manifest_file}.zst");
-    let compressed = crate::package::compress_manifest(&bytes);
-    write_if_changed(out, &compressed_file, &compressed)?;
     let index = Index {
         format: INDEX_FORMAT.to_owned(),
         manifests: vec![IndexEntry {
             manifest: manifest_file.clone(),
             signature: signature_file,
-            compressed: Some(compressed_file),
+            compressed: None,
             lessons: None,
         }],
         local: None,
@@ -196,7 +212,7 @@ pub fn publish(
     let index_bytes = serde_json::to_vec_pretty(&index).map_err(|e| ServiceError::Internal(e.to_string()))?;
     // The index goes last: a mirror copying the folder never sees it point at missing files.
     write_atomically(&out.join(INDEX_FILE), &index_bytes)?;
-    report.package_bytes += (bytes.len() + compressed.len() + index_bytes.len()) as u64;
+    report.package_bytes += (bytes.len() + index_bytes.len()) as u64 + parts_bytes;
     report.manifest = out.join(manifest_file);
     Ok(report)
 }
@@ -261,6 +277,7 @@ fn read_content(content: &Content<'_>) -> Result<Vec<u8>, ServiceError> {
 /// Trains a dictionary on the package's text and keeps it if it pays.
 fn choose_dictionary(
     contents: &BTreeMap<Hash, Content<'_>>,
+    previous: Option<Vec<u8>>,
     report: &mut PublishReport,
 ) -> Result<Option<Vec<u8>>, ServiceError> {
     let texts: Vec<&Content<'_>> = contents.values().filter(|c| c.text).collect();
@@ -280,11 +297,30 @@ fn choose_dictionary(
             testing.push(read_content(content)?);
         }
     }
+    let level = 9;
+    // The previous package's dictionary, while it still pays, keeps every unchanged text blob
+    // byte for byte: an update then rewrites only what changed, on sticks and mirrors alike.
+    if let Some(previous) = previous {
+        let saving = dictionary_saving(&previous, &testing, text_bytes, level);
+        if saving >= DICT_MIN_SAVING {
+            report.dictionary = Some((previous.len(), saving, true));
+            report.dictionary_reused = true;
+            return Ok(Some(previous));
+        }
+    }
     let dict_size = usize::try_from((text_bytes / 100).clamp(16 * 1024, 112 * 1024)).unwrap_or(112 * 1024);
     let Ok(dict) = zstd::dict::from_samples(&training, dict_size) else {
         return Ok(None);
     };
-    let level = 9;
+    let saving = dictionary_saving(&dict, &testing, text_bytes, level);
+    let used = saving >= DICT_MIN_SAVING;
+    report.dictionary = Some((dict.len(), saving, used));
+    Ok(used.then_some(dict))
+}
+
+/// What share of the text `dict` saves at zstd `level`, measured on `testing` and projected
+/// onto `text_bytes`, the dictionary's own size counted against it.
+fn dictionary_saving(dict: &[u8], testing: &[Vec<u8>], text_bytes: u64, level: i32) -> f64 {
     let plain: usize = testing
         .par_iter()
         .map(|t| zstd::bulk::compress(t, level).map_or(t.len(), |c| c.len()))
@@ -300,10 +336,28 @@ fn choose_dictionary(
     let tested: u64 = testing.iter().map(|t| t.len() as u64).sum();
     // Project the sample onto all text, and count the dictionary's own size against it.
     let scale = text_bytes as f64 / tested.max(1) as f64;
-    let saving = 1.0 - (with as f64 * scale + dict.len() as f64) / (plain as f64 * scale).max(1.0);
-    let used = saving >= DICT_MIN_SAVING;
-    report.dictionary = Some((dict.len(), saving, used));
-    Ok(used.then_some(dict))
+    1.0 - (with as f64 * scale + dict.len() as f64) / (plain as f64 * scale).max(1.0)
+}
+
+/// The dictionary of the newest package `fingerprint` published into `out`, if it is there
+/// and intact.
+fn previous_dictionary(out: &Path, fingerprint: &str) -> Option<Vec<u8>> {
+    let index = read_index(out).ok()?;
+    let prefix = format!("manifests/{fingerprint}-");
+    let entry = index
+        .manifests
+        .iter()
+        .filter(|e| e.manifest.starts_with(&prefix))
+        .max_by_key(|e| {
+            e.manifest
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .and_then(|seq| seq.parse::<u64>().ok())
+        })?;
+    let bytes = std::fs::read(out.join(&entry.manifest)).ok()?;
+    let hash = Hash::from_hex(Signed::parse(&bytes).ok()?.dictionary()?)?;
+    let dict = std::fs::read(out.join(dict_path(hash))).ok()?;
+    (Hash::of(&dict) == hash).then_some(dict)
 }
 
 /// Compresses (text) or copies (media) one content into the package. Returns its encoding,
