@@ -182,12 +182,18 @@ fi
 
 # ---------------------------------------------------------------- machine / versions
 COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The kernel's readahead for the disk the work folder is on (cold reads are counted with it)
+DEV=$(df --output=source "$OUT" | tail -n 1); DEV=${DEV#/dev/}
+READAHEAD_KB=$(cat "/sys/block/${DEV}/queue/read_ahead_kb" 2>/dev/null \
+  || cat "/sys/class/block/${DEV}/../queue/read_ahead_kb" 2>/dev/null || echo unknown)
+export READAHEAD_KB
 DIRTY=$(git status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 python3 - "$RES/meta.json" "$MODE" "$CORPUS" "$COMMIT" "$DIRTY" "$CPU_MODEL" \
     "bench/packages.sh${ARGS[*]:+ ${ARGS[*]}}" "$("$DARS" --version 2>&1 | head -n1)" <<EOF
 import json, os, sys, datetime
 out, mode, corpus, commit, dirty, cpu, cmd, ver = sys.argv[1:]
+ra = os.environ.get("READAHEAD_KB", "unknown")
 env = {k: os.environ[k] for k in ("CORPUS", "IMPORT_RUNS", "CACHE_MODES", "SPLIT_LESSONS", "CHANGE_PCT",
        "TEXT_EVERY", "STRACE", "QUIET_WAIT", "JOBS", "SKIP_BUILD", "DARS", "PERF", "PERF_DARS") if k in os.environ}
 mem = next((int(l.split()[1]) // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
@@ -195,7 +201,7 @@ json.dump(dict(mode=mode, corpus=os.path.relpath(corpus), commit=commit, dirty=i
                nproc=os.cpu_count(), mem_mib=mem, kernel=os.uname().release,
                command=" ".join(f"{k}={v}" for k, v in env.items()) + (" " if env else "") + cmd,
                dars_version=ver, date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-               import_runs=int("$IMPORT_RUNS"), cache_modes="$CACHE_MODES".split()),
+               import_runs=int("$IMPORT_RUNS"), cache_modes="$CACHE_MODES".split(), read_ahead_kb=ra),
           open(out, "w"), indent=1)
 EOF
 
@@ -303,6 +309,7 @@ rm -rf "$PKG"
 SA=$WORK/store-a   # normal import: SQLite checkpoints inside dars (auto + on close)
 SB=$WORK/store-b   # a reader holds a snapshot: no checkpoint in dars; checkpoint measured after
 SC=$WORK/store-c   # under strace, to split the bytes by file
+SD=$WORK/store-d   # warm: the store's pages cached, as in a centre whose dars serve reads them
 run upd-import-v1 "$DARS" --data "$SA" import "$U1"
 grep -E '^imported' "$LOGS/upd-import-v1.log" || true
 # A centre that serves has made v1's gzip variants long before v2 arrives: make them now, so
@@ -312,6 +319,7 @@ grep -E '^imported' "$LOGS/upd-import-v1.log" || true
 python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA wal_checkpoint(TRUNCATE)")' "$SA/dars.sqlite"
 [ ! -e "$SA/dars.sqlite-wal" ] || echo "note: dars left a WAL file after importing v1"
 cp -a "$SA" "$SB"
+cp -a "$SA" "$SD"
 [ "$STRACE" = 1 ] && cp -a "$SA" "$SC"
 "${TOOL[@]}" sqlite "$SA" --pages --out "$RES/upd-store-v1.json"
 
@@ -332,6 +340,13 @@ wait_quiet "update import (checkpoint held off)"
 "${TOOL[@]}" run --json "$RES/upd-b.json" --log "$LOGS/upd-b.log" --hold-db "$SB/dars.sqlite" -- \
   "$DARS" --data "$SB" import "$U2"
 "${TOOL[@]}" sqlite "$SB" --pages --out "$RES/upd-store-b.json"
+
+# D: the store warm (a serving centre's database is in the page cache), the package cold
+# (a stick just plugged in)
+"${TOOL[@]}" evict "$U2" 2>/dev/null
+find "$SD" -type f -print0 | xargs -0 cat >/dev/null
+wait_quiet "update import (store warm)"
+run upd-d "$DARS" --data "$SD" import "$U2"
 
 # C: under strace (slower; only its byte counts per file are used)
 if [ "$STRACE" = 1 ]; then

@@ -219,7 +219,11 @@ def main() -> None:
               f"{mb(diff['store_new_gzip'], 2)} + raw {mb(diff['store_new_raw'], 2)}", diff["store_payload"])
         sa0 = load(res, "upd-store-a")
         kept = f"; the store keeps {mb(sa0['manifests'][1], 2)} of it in its `manifests` table" if sa0 else ""
-        r(f"v2's signed manifest (JSON in the package{kept})", diff["v2_manifest_bytes"])
+        r("v2's signed root (JSON: each lesson by the hash of its part; read first, whole)"
+          if diff.get("v2_root") else f"v2's signed manifest (JSON in the package{kept})", diff["v2_manifest_bytes"])
+        if diff.get("v2_root"):
+            r(f"the parts of the {len(diff['changed_lessons'])} changed lessons in v2's package (the only parts an "
+              f"importer holding v1 reads)", diff.get("changed_part_bytes", 0))
         ia = io_of(a)
         av = load(res, "upd-a-variants") or {"io": {}, "wall": 0.0}
         r("A. normal import: **write_bytes** (disk writes caused by dars: WAL + checkpoints)", ia.get("write_bytes", 0), True)
@@ -243,6 +247,11 @@ def main() -> None:
               f"({hold.get('checkpoint_wall', 0):.2f} s)", ck.get("write_bytes", 0))
             r("B. the deferred checkpoint alone: wchar", ck.get("wchar", 0))
             r("B. dars + checkpoint: write_bytes", ib.get("write_bytes", 0) + ck.get("write_bytes", 0))
+        d = load(res, "upd-d")
+        if d:
+            idd = io_of(d)
+            r("D. store warm (as dars serve keeps it), package evicted: **read_bytes**", idd.get("read_bytes", 0), True)
+            r("D. store warm: **write_bytes**", idd.get("write_bytes", 0), True)
         st = load(res, "upd-strace")
         if st:
             wr, rd = st.get("write", {}), st.get("read", {})
@@ -266,6 +275,17 @@ def main() -> None:
           f"({ratio(wv, nb)} × with the variants)"
           + (f"; with the checkpoint held off dars alone wrote {ratio(io_of(b).get('write_bytes', 0), cb)} ×" if b else "")
           + ".")
+        if st:
+            asked = sum(st.get("read", {}).get(k, 0) for k in ("package", "store database"))
+            w(f"- **Bytes dars asks for** (C, strace: read from the package and the store's database; the WAL it "
+              f"reads back is the pages it has just written, in the page cache): {mb(asked, 2)} = **{ratio(asked, cb)} ×** "
+              f"({'meets' if asked <= target else 'MISSES'}). Cold `read_bytes` (A) count the kernel's readahead on top: "
+              f"{meta.get('read_ahead_kb', 'unknown')} KB on this machine's disk "
+              f"(`/sys/block/*/queue/read_ahead_kb`; 128 KB is the usual default).")
+        if d:
+            dr, dw = io_of(d).get("read_bytes", 0), io_of(d).get("write_bytes", 0)
+            w(f"- **Store warm** (D): read {mb(dr, 2)} = **{ratio(dr, cb)} ×** ({'meets' if dr <= target else 'MISSES'}), "
+              f"wrote {mb(dw, 2)} = **{ratio(dw, cb)} ×** ({'meets' if dw <= target else 'MISSES'}).")
         w(f"- update import A: {a['wall']:.2f} s wall, CPU {a['user']:.2f} s user + {a['sys']:.2f} s sys, peak RSS "
           f"{a['maxrss_kb'] / 1024:.0f} MB; B: {b['wall']:.2f} s." if b else
           f"- update import A: {a['wall']:.2f} s wall.")

@@ -410,6 +410,12 @@ def cmd_diff(a) -> None:
     res.update(v2_package_files=v2_files, mirror_files=churn_files, mirror_bytes=churn_bytes)
     man_name = [e["manifest"] for e in json.load(open(os.path.join(a.v2, "package.json")))["manifests"]][0]
     res["v2_manifest_bytes"] = os.path.getsize(os.path.join(a.v2, man_name))
+    root = json.load(open(os.path.join(a.v2, man_name)))
+    if root.get("format") == "dars-manifest/2":
+        res["v2_root"] = True
+        res["changed_part_bytes"] = sum(
+            os.path.getsize(os.path.join(a.v2, "lessons", l["part"][:2], l["part"]))
+            for l in root["lessons"] if l["id"] in changed_set)
     if a.store:
         db = sqlite3.connect(f"file:{a.store}?mode=ro", uri=True)
         z = g = r = missing = 0

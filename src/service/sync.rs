@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::package::{
     Dicts, ImportPackageOptions, PackageError, PackageReport, check_sequences, commit, decode_blob, flush,
-    load_dictionaries, needed_blobs, stored_parts, verify_manifests,
+    load_dictionaries, needed_blobs, stored_first, stored_parts, verify_manifests,
 };
 use super::{Progress, ServiceError};
 use crate::package::{Encoding, INDEX_FILE, Index, ManifestFile, blob_path, check_index, part_count, part_path};
@@ -277,7 +277,8 @@ pub fn sync(
         Ok(m) => m,
         Err(e) => return Err(fetch_error.take().unwrap_or_else(|| e.into())),
     };
-    let dicts = match load_dictionaries(&manifests, &mut read) {
+    let loaded = load_dictionaries(&manifests, &mut stored_first(conn, &mut read));
+    let dicts = match loaded {
         Ok(d) => d,
         Err(e) => return Err(fetch_error.take().unwrap_or_else(|| e.into())),
     };

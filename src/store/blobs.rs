@@ -518,6 +518,14 @@ pub fn dictionary(conn: &Connection, zstd_id: u32) -> Result<Vec<u8>> {
         .ok_or_else(|| StoreError::Corrupt(format!("dictionary {zstd_id}"), "the dictionary is missing".to_owned()))
 }
 
+/// A stored dictionary by the hash of its bytes.
+pub fn dictionary_by_hash(conn: &Connection, hash: Hash) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT data FROM dicts WHERE hash = ?1")?
+        .query_row([&hash.0[..]], |r| r.get(0))
+        .optional()?)
+}
+
 /// Stores a zstd dictionary (a duplicate is success).
 pub fn put_dictionary(conn: &Connection, zstd_id: u32, hash: Hash, data: &[u8]) -> Result<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO dicts (zstd_id, hash, data) VALUES (?1, ?2, ?3)")?

@@ -21,8 +21,8 @@ pub use accounts::{
 };
 pub use blobs::{
     BlobInfo, BlobWriter, CHUNK_SIZE, Hash, Storage, StoredBlob, Variant, all_blobs, blob_exists, blob_info,
-    blob_stats, count_missing_gzip, decompress, dictionary, discard_incomplete, gzip, hash_reader, missing_gzip,
-    prepare_blob, put_dictionary, put_gzip, read_raw, read_variant, verify_blob, write_blob,
+    blob_stats, count_missing_gzip, decompress, dictionary, dictionary_by_hash, discard_incomplete, gzip, hash_reader,
+    missing_gzip, prepare_blob, put_dictionary, put_gzip, read_raw, read_variant, verify_blob, write_blob,
 };
 pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, Shelf, SyncResult, collect_garbage,

@@ -33,10 +33,27 @@ pub(super) fn index_lesson(
 ) -> Result<()> {
     let body = page_text(conn, entry, files);
     conn.prepare_cached("INSERT OR REPLACE INTO lesson_text (lesson, body) VALUES (?1, ?2)")?
-        .execute(params![rowid, body])?;
+        .execute(params![rowid, pack_text(&body)])?;
     conn.prepare_cached("INSERT OR REPLACE INTO lesson_fts (rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![rowid, fold(title), fold(summary), fold(&body)])?;
     Ok(())
+}
+
+/// A lesson's text is kept as zstd (a quarter of its size): an update of a lesson then
+/// writes, and frees, a quarter of the pages. Stores indexed before keep it as TEXT.
+fn pack_text(body: &str) -> Vec<u8> {
+    zstd::bulk::compress(body.as_bytes(), 3).unwrap_or_default()
+}
+
+fn unpack_text(value: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned(),
+        ValueRef::Blob(packed) => zstd::stream::decode_all(packed)
+            .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// The visible text of a lesson's HTML pages, the entry page first.
@@ -75,18 +92,17 @@ fn page_text(conn: &Connection, entry: &str, files: &[FileEntry]) -> String {
 /// Indexes every lesson the index does not hold yet (a store made before search existed),
 /// or all of them when the index was made by an older rule. Returns how many were indexed.
 pub fn index_missing(conn: &mut Connection) -> Result<usize> {
+    // A store indexed by this rule stays complete: every lesson is indexed in the transaction
+    // that makes it visible. Only a store made before search existed (no version), or
+    // indexed by an older rule, needs work; checking row by row would read every lesson's
+    // text on every open.
     let stale = |conn: &Connection| -> Result<bool> {
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [INDEX_VERSION_KEY], |r| {
                 r.get(0)
             })
             .optional()?;
-        let unindexed: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM lessons l WHERE NOT EXISTS (SELECT 1 FROM lesson_text t WHERE t.lesson = l.rowid))",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(version.as_deref() != Some(INDEX_VERSION) || unindexed)
+        Ok(version.as_deref() != Some(INDEX_VERSION))
     };
     // Most opens find nothing to do: check without taking the write lock.
     if !stale(conn)? {
@@ -166,7 +182,7 @@ pub fn search_index(conn: &Connection, fts: &str, language: Option<&str>, limit:
     let mut found = Vec::with_capacity(ranked.len());
     for (rowid, score) in ranked {
         let hit = stmt
-            .query_row([rowid], |row| Ok((lesson_row(row)?, row.get::<_, String>(13)?)))
+            .query_row([rowid], |row| Ok((lesson_row(row)?, unpack_text(row.get_ref(13)?))))
             .optional()?;
         // Run both reads in one transaction to see one snapshot; outside one, a lesson
         // removed in between is simply left out.

@@ -263,6 +263,22 @@ fn select<T: Clone>(all: &[T], id: impl Fn(&T) -> &String, wanted: Option<&[Stri
         .collect()
 }
 
+/// Reads package documents, but a dictionary the store already has from the store (the same
+/// bytes, by hash: `load_dictionaries` checks them again).
+pub(crate) fn stored_first<'a>(
+    conn: &'a Connection,
+    read: &'a mut ReadDoc<'_>,
+) -> impl FnMut(&str) -> Result<Vec<u8>, PackageError> + 'a {
+    move |rel: &str| {
+        if let Some(hash) = rel.strip_prefix("dict/").and_then(Hash::from_hex)
+            && let Ok(Some(bytes)) = store::dictionary_by_hash(conn, hash)
+        {
+            return Ok(bytes);
+        }
+        read(rel)
+    }
+}
+
 /// zstd dictionary id -> (hash, bytes).
 pub(crate) type Dicts = HashMap<u32, (Hash, Vec<u8>)>;
 
@@ -574,7 +590,7 @@ pub fn import_package(
     let needed = needed_blobs(conn, &manifests, &mut report)?;
     // An update whose new contents are all media (or none) needs no dictionary.
     let dicts = if needed.iter().any(|(_, f)| f.encoding == Encoding::Zstd) {
-        load_dictionaries(&manifests, &mut read)?
+        load_dictionaries(&manifests, &mut stored_first(conn, &mut read))?
     } else {
         Dicts::new()
     };

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 pub use export::{ExportReport, LOCAL_FILE, Plan, blob_bytes, export, plan};
 pub use import::{CheckReport, ImportPackageOptions, PackageReport, check_package, import_package};
 pub(crate) use import::{
-    Dicts, check_sequences, commit, decode_blob, flush, load_dictionaries, needed_blobs, stored_parts, verify_manifests,
+    Dicts, check_sequences, commit, decode_blob, flush, load_dictionaries, needed_blobs, stored_first, stored_parts,
+    verify_manifests,
 };
 pub use publish::{DictionaryChoice, PublishOptions, PublishReport, publish};
 
