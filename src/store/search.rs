@@ -249,6 +249,28 @@ mod tests {
     }
 
     #[test]
+    fn texts_are_kept_as_zstd_and_older_plain_texts_still_read() {
+        let conn = store();
+        put(&conn, "a", "Dərs bir", "az", "<p>Sinifdə şagirdlər çiçək əkir.</p>");
+        let kind: String = conn
+            .query_row("SELECT typeof(body) FROM lesson_text", [], |r| r.get(0))
+            .expect("kind");
+        assert_eq!(kind, "blob");
+        let fts = fts_query(&query_words("cicek"), Combine::All);
+        assert_eq!(
+            search_index(&conn, &fts, None, 10).expect("search")[0].body,
+            "Sinifdə şagirdlər çiçək əkir."
+        );
+        // A store indexed before texts were compressed keeps TEXT rows until they are redone.
+        conn.execute("UPDATE lesson_text SET body = 'Sinifdə şagirdlər çiçək əkir.'", [])
+            .expect("as before");
+        assert_eq!(
+            search_index(&conn, &fts, None, 10).expect("search")[0].body,
+            "Sinifdə şagirdlər çiçək əkir."
+        );
+    }
+
+    #[test]
     fn folded_prefix_queries_find_the_lesson() {
         let conn = store();
         put(

@@ -559,12 +559,9 @@ fn import_pkg(data: &Path, pkg: &Path, opts: &ImportPackageOptions) -> Result<Pa
 /// The (only) signed manifest of a package folder, with every lesson in full: a root's
 /// lessons are read from their parts (checked against the root's hashes).
 fn manifest_of(pkg: &Path) -> (PathBuf, Manifest) {
-    let dir = pkg.join("manifests");
-    let path = std::fs::read_dir(&dir)
-        .expect("manifests dir")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .expect("a manifest");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).expect("index")).expect("index json");
+    let path = pkg.join(index["manifests"][0]["manifest"].as_str().expect("a manifest"));
     let bytes = std::fs::read(&path).expect("read manifest");
     let manifest = match Signed::parse(&bytes).expect("manifest json") {
         Signed::Whole(manifest) => manifest,
@@ -2551,4 +2548,156 @@ fn a_local_lesson_never_replaces_a_signed_one() {
         "the signed lesson must stay as it was"
     );
     assert!(after.lessons[&id].origin.starts_with("key:"));
+}
+
+/// The lesson parts a package's root names: lesson id -> part file.
+fn part_files(pkg: &Path) -> BTreeMap<String, PathBuf> {
+    let (path, _) = manifest_of(pkg);
+    let Ok(Signed::Root(root)) = Signed::parse(&std::fs::read(path).expect("root")) else {
+        panic!("publish writes a root");
+    };
+    root.lessons
+        .iter()
+        .map(|l| (l.id.clone(), pkg.join(lesson_part_path(l.part().expect("part hash")))))
+        .collect()
+}
+
+#[test]
+fn an_update_reads_only_the_parts_of_the_lessons_that_changed() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let publisher = Publisher::new();
+    let v1 = small_lessons(&w.join("src1"), 1);
+    // The ministry keeps one package folder and publishes each version into it.
+    let pkg = w.join("pkg");
+    publisher.publish(&w.join("src1"), &pkg, 1);
+    let parts_v1 = part_files(&pkg);
+    let blobs_v1 = tree(&pkg.join("blobs"));
+    let data = w.join("data");
+    let report = import_pkg(&data, &pkg, &publisher.trusting()).expect("import v1");
+    assert_eq!(report.added.len(), v1.len());
+
+    // Version 2 changes some lessons (small_lessons: every entry page, lesson 1's film, ...).
+    let mut v2 = small_lessons(&w.join("src2"), 1);
+    let changed = "fizika-8-isiq";
+    let mut files = v2[changed].clone();
+    files.insert(
+        "index.html".to_owned(),
+        "<h1>Yeni</h1><p>Yeni bir dərs.</p>".as_bytes().to_vec(),
+    );
+    std::fs::remove_dir_all(w.join("src2").join(changed)).expect("clear");
+    write_lesson_folder(&w.join("src2"), changed, "İşığın sınması v1", "az", 8, &files);
+    v2.insert(changed.to_owned(), files);
+    let published = publisher.publish(&w.join("src2"), &pkg, 2);
+    assert_eq!(published.parts_written, 1, "one lesson changed: one new part");
+    let parts_v2 = part_files(&pkg);
+    for (id, part) in &parts_v2 {
+        assert_eq!(
+            part == &parts_v1[id],
+            id != changed,
+            "{id}: an unchanged lesson keeps its part"
+        );
+    }
+    // Text blobs that did not change keep their files byte for byte: publish kept the
+    // dictionary of version 1 (or neither uses one), so a mirror copies only what changed.
+    for (rel, bytes) in &blobs_v1 {
+        assert_eq!(
+            std::fs::read(pkg.join("blobs").join(rel)).ok().as_ref(),
+            Some(bytes),
+            "blob {rel} was rewritten"
+        );
+    }
+
+    // The unchanged lessons' parts are not even read: gone from the copy, the update still
+    // imports, and the store serves exactly version 2.
+    let trimmed = w.join("trimmed");
+    copy_tree(&pkg, &trimmed);
+    for (id, part) in part_files(&trimmed) {
+        if id != changed {
+            std::fs::remove_file(part).expect("remove part");
+        }
+    }
+    let report = import_pkg(&data, &trimmed, &publisher.trusting()).expect("import v2");
+    assert_eq!(report.updated, [changed.to_owned()], "{report:?}");
+    assert_eq!(report.unchanged.len(), v2.len() - 1, "{report:?}");
+    assert_stored(&data, &v2);
+    assert!(snapshot(&data).lessons.values().all(|l| l.seq == 2));
+    // A store that lacks them still needs them, and says which is missing.
+    let fresh = w.join("fresh");
+    let err = import_pkg(&fresh, &trimmed, &publisher.trusting())
+        .expect_err("parts are missing")
+        .to_string();
+    assert!(err.contains("description") && err.contains("missing"), "{err}");
+    let all = run_fail(
+        dars()
+            .arg("--config")
+            .arg(publisher.config())
+            .arg("verify")
+            .arg(&trimmed),
+    );
+    assert!(all.contains("missing"), "{all}");
+
+    // Exported and imported at a second centre, the lessons are still the ministry's.
+    let stick = w.join("stick");
+    std::fs::create_dir_all(&stick).expect("stick");
+    Library::open(&data)
+        .expect("open")
+        .export(&stick, &[], &Progress::new())
+        .expect("export");
+    let other = w.join("other");
+    import_pkg(&other, &stick, &publisher.trusting()).expect("import the export");
+    assert_stored(&other, &v2);
+    let origins: BTreeSet<String> = snapshot(&other).lessons.values().map(|l| l.origin.clone()).collect();
+    assert_eq!(origins, BTreeSet::from([format!("key:{}", publisher.fingerprint())]));
+}
+
+#[test]
+fn a_package_with_a_whole_manifest_from_an_older_dars_still_imports() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let publisher = Publisher::new();
+    let v1 = small_lessons(&w.join("src"), 1);
+    let pkg = w.join("pkg");
+    publisher.publish(&w.join("src"), &pkg, 1);
+    // Rewrite it as dars wrote packages before roots: one signed manifest with every lesson
+    // in full (dars-manifest/1), no lesson parts.
+    let (path, mut manifest) = manifest_of(&pkg);
+    manifest.format = dars::package::MANIFEST_FORMAT.to_owned();
+    let bytes = serde_json::to_vec_pretty(&manifest).expect("json");
+    let secret = SecretKey::parse_file(&publisher.secret_text).expect("secret");
+    std::fs::write(&path, &bytes).expect("manifest");
+    std::fs::write(
+        path.with_extension("sig"),
+        dars::keys::signature_to_text(&secret.sign(&bytes)),
+    )
+    .expect("sig");
+    std::fs::remove_dir_all(pkg.join("lessons")).expect("no parts");
+    let data = w.join("data");
+    let report = import_pkg(&data, &pkg, &publisher.trusting()).expect("import the old format");
+    assert_eq!(report.added.len(), v1.len());
+    assert_stored(&data, &v1);
+    // Export carries the old manifest as received: still the ministry's elsewhere.
+    let stick = w.join("stick");
+    std::fs::create_dir_all(&stick).expect("stick");
+    Library::open(&data)
+        .expect("open")
+        .export(&stick, &[], &Progress::new())
+        .expect("export");
+    let other = w.join("other");
+    import_pkg(&other, &stick, &publisher.trusting()).expect("import the export");
+    assert_stored(&other, &v1);
+
+    // The same lessons published again as a root: nothing a user would see changes, and the
+    // store learns each lesson's part, so the next update skips them unread.
+    let again = w.join("again");
+    publisher.publish(&w.join("src"), &again, 2);
+    let report = import_pkg(&data, &again, &publisher.trusting()).expect("import the root");
+    assert!(report.updated.is_empty() && report.added.is_empty(), "{report:?}");
+    assert_eq!(report.unchanged.len(), v1.len());
+    let trimmed = w.join("trimmed");
+    copy_tree(&again, &trimmed);
+    std::fs::remove_dir_all(trimmed.join("lessons")).expect("no parts");
+    let report = import_pkg(&data, &trimmed, &publisher.trusting()).expect("parts known");
+    assert_eq!(report.unchanged.len(), v1.len(), "{report:?}");
+    assert_stored(&data, &v1);
 }

@@ -328,7 +328,7 @@ fn dictionary_saving(dict: &[u8], testing: &[Vec<u8>], text_bytes: u64, level: i
     let with: usize = testing
         .par_iter()
         .map(|t| {
-            zstd::bulk::Compressor::with_dictionary(level, &dict)
+            zstd::bulk::Compressor::with_dictionary(level, dict)
                 .and_then(|mut c| c.compress(t))
                 .map_or(t.len(), |c| c.len())
         })
