@@ -322,6 +322,9 @@ cp -a "$SA" "$SB"
 cp -a "$SA" "$SD"
 [ "$STRACE" = 1 ] && cp -a "$SA" "$SC"
 "${TOOL[@]}" sqlite "$SA" --pages --out "$RES/upd-store-v1.json"
+# The copies' pages must be on disk: a write to a page still dirty from `cp` is not counted
+# in write_bytes (the kernel counts a page once, when it becomes dirty).
+sync
 
 # A: the update as a user runs it
 "${TOOL[@]}" evict "$U2" "$SA" "$SB" 2>/dev/null

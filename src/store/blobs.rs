@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::Read;
 use std::ops::Range;
+use std::rc::Rc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -512,18 +513,63 @@ pub fn decompress(zstd: &[u8], size: u64, dict: Option<&[u8]>) -> std::io::Resul
 
 /// The bytes of zstd dictionary `zstd_id`.
 pub fn dictionary(conn: &Connection, zstd_id: u32) -> Result<Vec<u8>> {
-    conn.prepare_cached("SELECT data FROM dicts WHERE zstd_id = ?1")?
+    if let Some(bytes) = cached_dictionary(conn, zstd_id) {
+        return Ok(bytes.to_vec());
+    }
+    let bytes: Vec<u8> = conn
+        .prepare_cached("SELECT data FROM dicts WHERE zstd_id = ?1")?
         .query_row([zstd_id], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::Corrupt(format!("dictionary {zstd_id}"), "the dictionary is missing".to_owned()))
+        .ok_or_else(|| StoreError::Corrupt(format!("dictionary {zstd_id}"), "the dictionary is missing".to_owned()))?;
+    remember_dictionary(conn, zstd_id, &bytes);
+    Ok(bytes)
+}
+
+/// (store file, zstd id, dictionary bytes)
+type CachedDict = (String, u32, Rc<[u8]>);
+
+thread_local! {
+    /// The dictionaries this thread read last, by store file and zstd id: a stored dictionary
+    /// never changes under its id, and reading a text blob needs its ~100 KB every time.
+    static DICTS: RefCell<Vec<CachedDict>> =
+        const { RefCell::new(Vec::new()) };
+}
+const CACHED_DICTS: usize = 4;
+
+fn cached_dictionary(conn: &Connection, zstd_id: u32) -> Option<Rc<[u8]>> {
+    let path = conn.path()?;
+    DICTS.with(|d| {
+        d.borrow()
+            .iter()
+            .find(|(p, id, _)| p == path && *id == zstd_id)
+            .map(|(_, _, bytes)| Rc::clone(bytes))
+    })
+}
+
+fn remember_dictionary(conn: &Connection, zstd_id: u32, bytes: &[u8]) {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    DICTS.with(|d| {
+        let mut d = d.borrow_mut();
+        d.retain(|(p, id, _)| !(p == path && *id == zstd_id));
+        if d.len() >= CACHED_DICTS {
+            d.remove(0);
+        }
+        d.push((path.to_owned(), zstd_id, bytes.into()));
+    });
 }
 
 /// A stored dictionary by the hash of its bytes.
 pub fn dictionary_by_hash(conn: &Connection, hash: Hash) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached("SELECT data FROM dicts WHERE hash = ?1")?
-        .query_row([&hash.0[..]], |r| r.get(0))
-        .optional()?)
+    let found: Option<(u32, Vec<u8>)> = conn
+        .prepare_cached("SELECT zstd_id, data FROM dicts WHERE hash = ?1")?
+        .query_row([&hash.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(found.map(|(zstd_id, bytes)| {
+        remember_dictionary(conn, zstd_id, &bytes);
+        bytes
+    }))
 }
 
 /// Stores a zstd dictionary (a duplicate is success).

@@ -272,9 +272,13 @@ pub fn set_seq(conn: &Connection, id: &str, seq: i64) -> Result<bool> {
     )? > 0)
 }
 
-/// Removes lesson `id` (and, by trigger, its search entry); returns whether it existed.
+/// Removes lesson `id` (and, by trigger, its search entry; and its part once no lesson names
+/// it); returns whether it existed.
 pub fn remove_lesson(conn: &Connection, id: &str) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM lessons WHERE id = ?1", [id])? > 0)
+    let part = part_of(conn, id)?;
+    let removed = conn.execute("DELETE FROM lessons WHERE id = ?1", [id])? > 0;
+    prune_parts(conn, &part.into_iter().collect::<Vec<_>>())?;
+    Ok(removed)
 }
 
 /// Finds a file of a visible lesson, with its blob's metadata, in one query.
@@ -787,6 +791,38 @@ mod tests {
         assert_eq!(files, want);
         assert_eq!(current_digest(&conn, "l").expect("digest"), Some(v2.digest()));
         assert_eq!(count_lessons(&conn).expect("count"), 1);
+    }
+
+    #[test]
+    fn a_part_is_kept_while_a_lesson_names_it_and_replacing_reports_the_dropped_contents() {
+        let conn = db();
+        conn.pragma_update(None, "foreign_keys", "OFF").expect("no blobs here");
+        let (p1, p2) = (Hash([7; 32]), Hash([8; 32]));
+        put_part(&conn, p1, b"part one").expect("put");
+        put_part(&conn, p1, b"part one").expect("a duplicate is success");
+        put_part(&conn, p2, b"part two").expect("put");
+        let mut v1 = lesson_with(&[("index.html", 1), ("a.css", 2)]);
+        v1.origin = Origin::Publisher("k".to_owned());
+        v1.part = Some(p1);
+        assert!(replace_lesson(&conn, &v1).expect("v1").is_empty());
+        assert_eq!(lesson_parts(&conn, "k").expect("parts"), [("l".to_owned(), p1)].into());
+        assert!(lesson_parts(&conn, "other").expect("parts").is_empty());
+        // Both parts are named or not: only the unnamed one goes.
+        assert_eq!(prune_parts(&conn, &[p1, p2]).expect("prune"), 1);
+        assert_eq!(get_part(&conn, p1).expect("kept"), b"part one");
+        assert!(matches!(get_part(&conn, p2), Err(StoreError::NotFound)));
+        // A new version names its contents that the old one used and it does not.
+        let mut v2 = lesson_with(&[("index.html", 3)]);
+        v2.origin = v1.origin.clone();
+        v2.part = Some(p2);
+        let mut dropped = replace_lesson(&conn, &v2).expect("v2");
+        dropped.sort();
+        assert_eq!(dropped, [Hash([1; 32]), Hash([2; 32])]);
+        assert_eq!(part_of(&conn, "l").expect("part"), Some(p2));
+        // Removing the lesson drops the part it named.
+        put_part(&conn, p2, b"part two").expect("put");
+        assert!(remove_lesson(&conn, "l").expect("remove"));
+        assert!(matches!(get_part(&conn, p2), Err(StoreError::NotFound)));
     }
 
     #[test]
