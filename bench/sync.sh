@@ -263,6 +263,9 @@ for v in $VARIANTS; do
   esac
   mkdir -p "$WWW/$v"
   run "publish-$v-v1" -- "$DARS" publish "$SPLIT1" --key "$KEY" --out "$WWW/$v/v1" --seq 1 "${flags[@]}"
+  # v2 is published into a copy of v1's folder, as a publisher who keeps one folder does
+  # (the dictionary is reused while it pays: unchanged lessons keep their files)
+  cp -a "$WWW/$v/v1" "$WWW/$v/v2"
   run "publish-$v-v2" -- "$DARS" publish "$SPLIT2" --key "$KEY" --out "$WWW/$v/v2" --seq 2 "${flags[@]}"
   grep -hE '^(zstd dictionary|published|package:)' "$LOGS/publish-$v-v1.log" "$LOGS/publish-$v-v2.log" \
     | sed "s/^/  $v: /" || true

@@ -106,7 +106,7 @@ def main() -> None:
           f"{num(sp['requests'])} requests | {run['wall']:.2f} s | **{ratio(ddown, rdown)}** | {ratio(ddown + dup, rtot)} |")
         w(f"| {v} | **rsync -az** v1 → v2 | **{mb(rdown)}** | {mb(rup)} | {mb(rtot)} | "
           f"{num(rs.get('files_transferred', 0))} of {num(rs.get('files', 0))} files | {rs['wall']:.2f} s | 1.00 | 1.00 |")
-        w(f"| {v} | minimum for dars: index + signature + manifest as fetched + dictionary + new blobs | "
+        w(f"| {v} | minimum for dars: index + signature + manifest as fetched + dictionary (unless the store has it) + changed lessons' parts + new blobs | "
           f"{mb(p['ideal_update_bytes'])} | | | | | {ratio(p['ideal_update_bytes'], rdown)} | |")
         if sp0 and rs0:
             w(f"| {v} | no change: dars sync v2 again | {mb(sp0['bytes_sent'])} | {mb(sp0['request_bytes'])} | "
@@ -122,7 +122,7 @@ def main() -> None:
         ok = "meets" if ddown <= rdown else "MISSES"
         kinds = sp["kinds"]
         parts = ", ".join(f"{k} {mb(kinds[k]['bytes_sent'])} ({kinds[k]['requests']})"
-                          for k in ("index", "signature", "manifest", "manifest.zst", "dictionary", "blobs", "other")
+                          for k in ("index", "signature", "manifest", "manifest.zst", "lesson parts", "dictionary", "blobs", "other")
                           if k in kinds)
         w(f"- **{v}**: dars sync moved {mb(ddown)} server → client against rsync's {mb(rdown)}: "
           f"**{ddown / rdown:.2f} × rsync** → {ok} the target (dars ≤ rsync); both directions "

@@ -141,6 +141,8 @@ def kind_of(uri: str) -> str:
         return "dictionary"
     if len(seg) >= 3 and seg[-3] == "blobs":
         return "blobs"
+    if len(seg) >= 3 and seg[-3] == "lessons":
+        return "lesson parts"
     return "other"
 
 
@@ -303,8 +305,16 @@ def index_of(pkg: str) -> dict:
 
 
 def manifest_of(pkg: str) -> tuple[str, dict]:
+    """The signed manifest with every lesson in full: a root's (dars-manifest/2) lessons are
+    read from their parts (lessons/<xx>/<hash>, zstd of the lesson's JSON)."""
     rel = index_of(pkg)["manifests"][0]["manifest"]
-    return rel, json.load(open(os.path.join(pkg, rel)))
+    man = json.load(open(os.path.join(pkg, rel)))
+    if man.get("format") == "dars-manifest/2":
+        man["lessons"] = [
+            json.loads(subprocess.run(["zstd", "-dc", os.path.join(pkg, "lessons", l["part"][:2], l["part"])],
+                                      check=True, capture_output=True).stdout)
+            for l in man["lessons"]]
+    return rel, man
 
 
 def blob_table(man: dict) -> dict[str, dict]:
@@ -375,8 +385,15 @@ def cmd_pkg(a) -> None:
             by_name_differ=len(differ), by_name_differ_bytes=sum(files[f] for f in differ),
             removed=len([f for f in files1 if f not in files]),
         )
-        # must-move for a dars sync: index + manifest (as fetched) + signature + dictionary + new blobs
-        out["ideal_update_bytes"] = fetched_docs + out["new_blob_stored_bytes"]
+        # must-move for a dars sync: index + manifest (as fetched) + signature + dictionary + new blobs,
+        # and with a root the parts of the changed lessons
+        root = json.load(open(os.path.join(a.v2, rel)))
+        parts = sum(files.get(f"lessons/{l['part'][:2]}/{l['part']}", 0) for l in root["lessons"]
+                    if "part" in l and l["id"] in changed_lessons)
+        out["changed_part_bytes"] = parts
+        # (a dictionary the store already has is not fetched again)
+        dict_bytes = kinds.get("dictionary", {}).get("bytes", 0) if out["same_dictionary"] else 0
+        out["ideal_update_bytes"] = fetched_docs - dict_bytes + out["new_blob_stored_bytes"] + parts
     write_json(a.out, out)
 
 
