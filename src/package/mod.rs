@@ -66,10 +66,11 @@ pub struct IndexEntry {
     pub lessons: Option<Vec<String>>,
 }
 
-/// A manifest: what a publisher signs.
+/// A signed document: a manifest (every lesson in full) or a root (every lesson by the hash of
+/// its part); the same header either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Manifest {
+pub struct Document<L> {
     pub format: String,
     /// The publisher's public key in text form, or "local" for unsigned local lessons.
     pub publisher: String,
@@ -80,8 +81,18 @@ pub struct Manifest {
     /// Hash of the zstd dictionary the text blobs were compressed with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dictionary: Option<String>,
-    pub lessons: Vec<ManifestLesson>,
+    pub lessons: Vec<L>,
 }
+
+impl<L: PartialEq> Document<L> {
+    /// Whether two documents describe the same lessons (they may differ in creation time).
+    pub fn same_content(&self, other: &Self) -> bool {
+        self.lessons == other.lessons && self.dictionary == other.dictionary && self.publisher == other.publisher
+    }
+}
+
+/// A manifest (dars-manifest/1, and the unsigned `local.json`): every lesson in full.
+pub type Manifest = Document<ManifestLesson>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,17 +141,7 @@ impl ManifestLesson {
 
 /// `manifests/<key>-<seq>.json` in format 2: what a publisher signs. Small (about a hundred
 /// bytes per lesson) however many files the lessons have.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Root {
-    pub format: String,
-    pub publisher: String,
-    pub seq: u64,
-    pub created: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dictionary: Option<String>,
-    pub lessons: Vec<RootLesson>,
-}
+pub type Root = Document<RootLesson>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,12 +203,8 @@ impl Signed {
     /// Whether two manifests describe the same lessons (they may differ in creation time).
     pub fn same_content(&self, other: &Signed) -> bool {
         match (self, other) {
-            (Signed::Whole(a), Signed::Whole(b)) => {
-                a.lessons == b.lessons && a.dictionary == b.dictionary && a.publisher == b.publisher
-            }
-            (Signed::Root(a), Signed::Root(b)) => {
-                a.lessons == b.lessons && a.dictionary == b.dictionary && a.publisher == b.publisher
-            }
+            (Signed::Whole(a), Signed::Whole(b)) => a.same_content(b),
+            (Signed::Root(a), Signed::Root(b)) => a.same_content(b),
             _ => false,
         }
     }

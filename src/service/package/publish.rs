@@ -96,7 +96,16 @@ pub fn publish(
     let public = opts.key.public();
     let fingerprint = public.fingerprint();
     let seq = opts.seq.unwrap_or_else(default_seq);
-    check_seq_grows(out, &fingerprint, seq)?;
+    let previous = newest_published(out, &fingerprint)?;
+    if let Some((existing, _)) = &previous
+        && *existing >= seq
+    {
+        return Err(ServiceError::Package(Box::new(PackageError::SequenceMustGrow {
+            dir: out.to_path_buf(),
+            existing: *existing,
+            next: existing + 1,
+        })));
+    }
     std::fs::create_dir_all(out.join("blobs")).map_err(|e| io_error(out, e))?;
 
     // Hash every file once; the manifest lists files, the package stores distinct contents.
@@ -141,7 +150,11 @@ pub fn publish(
 
     let dictionary = match opts.dictionary {
         DictionaryChoice::Never => None,
-        DictionaryChoice::Auto => choose_dictionary(&contents, previous_dictionary(out, &fingerprint), &mut report)?,
+        DictionaryChoice::Auto => choose_dictionary(
+            &contents,
+            previous.and_then(|(_, manifest)| previous_dictionary(out, &manifest)),
+            &mut report,
+        )?,
     };
     if let Some(dict) = &dictionary {
         let hash = Hash::of(dict);
@@ -223,31 +236,27 @@ fn default_seq() -> u64 {
     digits.parse().unwrap_or(1)
 }
 
-fn check_seq_grows(out: &Path, fingerprint: &str, seq: u64) -> Result<(), ServiceError> {
+/// The newest manifest `fingerprint` published into `out` before: (its sequence, its path in
+/// the package). A folder without a package has none; a damaged index is an error.
+fn newest_published(out: &Path, fingerprint: &str) -> Result<Option<(u64, String)>, ServiceError> {
     if !out.join(INDEX_FILE).is_file() {
-        return Ok(());
+        return Ok(None);
     }
     let index = read_index(out).map_err(|e| ServiceError::Package(Box::new(e)))?;
     let prefix = format!("manifests/{fingerprint}-");
-    let existing = index
+    Ok(index
         .manifests
-        .iter()
+        .into_iter()
         .filter_map(|e| {
-            e.manifest
+            let seq = e
+                .manifest
                 .strip_prefix(&prefix)?
                 .strip_suffix(".json")?
                 .parse::<u64>()
-                .ok()
+                .ok()?;
+            Some((seq, e.manifest))
         })
-        .max();
-    match existing {
-        Some(existing) if existing >= seq => Err(ServiceError::Package(Box::new(PackageError::SequenceMustGrow {
-            dir: out.to_path_buf(),
-            existing,
-            next: existing + 1,
-        }))),
-        _ => Ok(()),
-    }
+        .max())
 }
 
 fn hash_file(dir: &Path, file: &ScannedFile) -> Result<(Hash, String), ServiceError> {
@@ -339,22 +348,9 @@ fn dictionary_saving(dict: &[u8], testing: &[Vec<u8>], text_bytes: u64, level: i
     1.0 - (with as f64 * scale + dict.len() as f64) / (plain as f64 * scale).max(1.0)
 }
 
-/// The dictionary of the newest package `fingerprint` published into `out`, if it is there
-/// and intact.
-fn previous_dictionary(out: &Path, fingerprint: &str) -> Option<Vec<u8>> {
-    let index = read_index(out).ok()?;
-    let prefix = format!("manifests/{fingerprint}-");
-    let entry = index
-        .manifests
-        .iter()
-        .filter(|e| e.manifest.starts_with(&prefix))
-        .max_by_key(|e| {
-            e.manifest
-                .strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(".json"))
-                .and_then(|seq| seq.parse::<u64>().ok())
-        })?;
-    let bytes = std::fs::read(out.join(&entry.manifest)).ok()?;
+/// The dictionary the manifest at `manifest` (in `out`) names, if it is there and intact.
+fn previous_dictionary(out: &Path, manifest: &str) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(out.join(manifest)).ok()?;
     let hash = Hash::from_hex(Signed::parse(&bytes).ok()?.dictionary()?)?;
     let dict = std::fs::read(out.join(dict_path(hash))).ok()?;
     (Hash::of(&dict) == hash).then_some(dict)
