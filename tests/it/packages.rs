@@ -559,9 +559,7 @@ fn import_pkg(data: &Path, pkg: &Path, opts: &ImportPackageOptions) -> Result<Pa
 /// The (only) signed manifest of a package folder, with every lesson in full: a root's
 /// lessons are read from their parts (checked against the root's hashes).
 fn manifest_of(pkg: &Path) -> (PathBuf, Manifest) {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).expect("index")).expect("index json");
-    let path = pkg.join(index["manifests"][0]["manifest"].as_str().expect("a manifest"));
+    let path = manifest_path(pkg);
     let bytes = std::fs::read(&path).expect("read manifest");
     let manifest = match Signed::parse(&bytes).expect("manifest json") {
         Signed::Whole(manifest) => manifest,
@@ -1598,7 +1596,7 @@ async fn tampered_packages_are_refused_with_their_own_message_and_change_nothing
             damage: {
                 let lesson = text_blob.lesson.clone();
                 Box::new(move |pkg| {
-                    let path = part_file(pkg, &lesson);
+                    let path = part_files(pkg)[&lesson].clone();
                     let len = std::fs::metadata(&path).expect("part").len() as usize;
                     flip_byte(&path, len / 2);
                     vec![
@@ -1614,7 +1612,7 @@ async fn tampered_packages_are_refused_with_their_own_message_and_change_nothing
             damage: {
                 let lesson = text_blob.lesson.clone();
                 Box::new(move |pkg| {
-                    std::fs::remove_file(part_file(pkg, &lesson)).expect("remove");
+                    std::fs::remove_file(&part_files(pkg)[&lesson]).expect("remove");
                     vec![
                         format!("lesson {lesson}"),
                         "description".to_owned(),
@@ -1628,7 +1626,8 @@ async fn tampered_packages_are_refused_with_their_own_message_and_change_nothing
             damage: {
                 let (a, b) = (text_blob.lesson.clone(), other_text.lesson.clone());
                 Box::new(move |pkg| {
-                    let (pa, pb) = (part_file(pkg, &a), part_file(pkg, &b));
+                    let parts = part_files(pkg);
+                    let (pa, pb) = (parts[&a].clone(), parts[&b].clone());
                     let tmp = pkg.join("swap.tmp");
                     std::fs::rename(&pa, &tmp).expect("swap");
                     std::fs::rename(&pb, &pa).expect("swap");
@@ -1643,15 +1642,6 @@ async fn tampered_packages_are_refused_with_their_own_message_and_change_nothing
             },
         },
     ];
-    /// The file of lesson `id`'s part, as the package's signed root names it.
-    fn part_file(pkg: &Path, id: &str) -> PathBuf {
-        let (path, _) = manifest_of(pkg);
-        let Ok(Signed::Root(root)) = Signed::parse(&std::fs::read(path).expect("root")) else {
-            panic!("publish writes a root");
-        };
-        let entry = root.lessons.iter().find(|l| l.id == id).expect("lesson in root");
-        pkg.join(lesson_part_path(entry.part().expect("part hash")))
-    }
     /// The foreign package lives next to the copies.
     fn w_foreign(pkg: &Path) -> PathBuf {
         pkg.parent().expect("parent").parent().expect("work").join("foreign")
@@ -2550,10 +2540,16 @@ fn a_local_lesson_never_replaces_a_signed_one() {
     assert!(after.lessons[&id].origin.starts_with("key:"));
 }
 
+/// The file of the (first) signed manifest `package.json` names.
+fn manifest_path(pkg: &Path) -> PathBuf {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).expect("index")).expect("index json");
+    pkg.join(index["manifests"][0]["manifest"].as_str().expect("a manifest"))
+}
+
 /// The lesson parts a package's root names: lesson id -> part file.
 fn part_files(pkg: &Path) -> BTreeMap<String, PathBuf> {
-    let (path, _) = manifest_of(pkg);
-    let Ok(Signed::Root(root)) = Signed::parse(&std::fs::read(path).expect("root")) else {
+    let Ok(Signed::Root(root)) = Signed::parse(&std::fs::read(manifest_path(pkg)).expect("root")) else {
         panic!("publish writes a root");
     };
     root.lessons
@@ -2638,17 +2634,23 @@ fn an_update_reads_only_the_parts_of_the_lessons_that_changed() {
     assert!(all.contains("missing"), "{all}");
 
     // Exported and imported at a second centre, the lessons are still the ministry's.
+    assert_stored(&export_elsewhere(&data, w, &publisher), &v2);
+}
+
+/// Exports everything the store at `data` holds onto a stick under `w` and imports it into a
+/// second store there, whose lessons must all still be `publisher`'s; returns that store.
+fn export_elsewhere(data: &Path, w: &Path, publisher: &Publisher) -> PathBuf {
     let stick = w.join("stick");
     std::fs::create_dir_all(&stick).expect("stick");
-    Library::open(&data)
+    Library::open(data)
         .expect("open")
         .export(&stick, &[], &Progress::new())
         .expect("export");
     let other = w.join("other");
     import_pkg(&other, &stick, &publisher.trusting()).expect("import the export");
-    assert_stored(&other, &v2);
     let origins: BTreeSet<String> = snapshot(&other).lessons.values().map(|l| l.origin.clone()).collect();
     assert_eq!(origins, BTreeSet::from([format!("key:{}", publisher.fingerprint())]));
+    other
 }
 
 #[test]
@@ -2677,15 +2679,7 @@ fn a_package_with_a_whole_manifest_from_an_older_dars_still_imports() {
     assert_eq!(report.added.len(), v1.len());
     assert_stored(&data, &v1);
     // Export carries the old manifest as received: still the ministry's elsewhere.
-    let stick = w.join("stick");
-    std::fs::create_dir_all(&stick).expect("stick");
-    Library::open(&data)
-        .expect("open")
-        .export(&stick, &[], &Progress::new())
-        .expect("export");
-    let other = w.join("other");
-    import_pkg(&other, &stick, &publisher.trusting()).expect("import the export");
-    assert_stored(&other, &v1);
+    assert_stored(&export_elsewhere(&data, w, &publisher), &v1);
 
     // The same lessons published again as a root: nothing a user would see changes, and the
     // store learns each lesson's part, so the next update skips them unread.
