@@ -826,6 +826,41 @@ mod tests {
     }
 
     #[test]
+    fn after_an_import_only_the_dropped_contents_go_and_the_whole_sweep_runs_once_a_day() {
+        let conn = db();
+        let blob = |n: u8| {
+            let blob = crate::store::prepare_blob(vec![n; 100 + usize::from(n)], false, 3).expect("blob");
+            crate::store::write_blob(&conn, &blob).expect("write");
+            blob.hash
+        };
+        let (a, b, c) = (blob(1), blob(2), blob(3));
+        // None is used by a lesson, all are old enough; `c` is new (inside the grace).
+        conn.execute("UPDATE blobs SET added_at = 0 WHERE hash != ?1", [&c.0[..]])
+            .expect("age");
+        let left = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+                .expect("n")
+        };
+        // Never swept: the first import sweeps everything old.
+        assert_eq!(collect_garbage_after_import(&conn, &[], 3600).expect("gc"), 2);
+        assert_eq!(left(&conn), 1);
+        // Swept just now: only what the import dropped goes, and only once old enough.
+        let (d, e) = (blob(4), blob(5));
+        conn.execute("UPDATE blobs SET added_at = 0", []).expect("age");
+        assert_eq!(collect_garbage_after_import(&conn, &[d], 3600).expect("gc"), 1);
+        assert!(crate::store::blob_exists(&conn, e).expect("e") && crate::store::blob_exists(&conn, c).expect("c"));
+        assert!(!crate::store::blob_exists(&conn, a).expect("a") && !crate::store::blob_exists(&conn, b).expect("b"));
+        // A day later the next import sweeps the whole store again.
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = ?2",
+            params![(now_secs() - 2 * 86_400).to_string(), GC_AT_KEY],
+        )
+        .expect("a day ago");
+        assert_eq!(collect_garbage_after_import(&conn, &[], 3600).expect("gc"), 2);
+        assert_eq!(left(&conn), 0);
+    }
+
+    #[test]
     fn pruning_keeps_the_texts_a_kept_manifest_is_decoded_from() {
         let conn = db();
         for seq in 1..=5 {

@@ -79,6 +79,9 @@ async fn sticks_are_listed_verified_imported_and_exported_with_progress() {
         "UNKNOWN",
         "TEACHER",
         "teacher-plants",
+        // a package's lessons by title, read from their parts
+        "Lesson ministry-water",
+        "Lesson ministry-sun",
         &trusted.fingerprint(),
         &stranger.fingerprint(),
     ] {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dars::keys::{PublicKey, SecretKey};
-use dars::package::blob_path;
+use dars::package::{Signed, blob_path, lesson_part_path};
 use dars::service::package::{ImportPackageOptions, PublishOptions, PublishReport};
 use dars::service::sync::{SyncOptions, SyncReport};
 use dars::service::{Library, Progress, ServiceError};
@@ -919,6 +919,33 @@ async fn sync_from_a_peer_mirror_keeps_lessons_and_origins() {
     assert_eq!(dst_lib.publishers().expect("p"), src_lib.publishers().expect("p"));
     assert_store_holds(&dst_lib, &packaged);
     assert_store_holds(&dst_lib, &local);
+
+    // The mirror serves each lesson part exactly as published, cacheable for good (its name
+    // is its hash).
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("package.json")).expect("index")).expect("index json");
+    let root = std::fs::read(pkg.join(index["manifests"][0]["manifest"].as_str().expect("manifest"))).expect("root");
+    let Ok(Signed::Root(root)) = Signed::parse(&root) else {
+        panic!("publish writes a root");
+    };
+    let rel = lesson_part_path(root.lessons[0].part().expect("part hash"));
+    let response = client()
+        .get(source.url(&format!("/mirror/{rel}")))
+        .send()
+        .await
+        .expect("part");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .expect("cc")
+            .contains("immutable")
+    );
+    let body = response.bytes().await.expect("body");
+    assert!(
+        body == std::fs::read(pkg.join(&rel)).expect("published part"),
+        "{rel} differs"
+    );
 
     // Syncing again fetches only the documents: every content is already here.
     let data = target.path().to_path_buf();
