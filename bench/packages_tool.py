@@ -353,11 +353,16 @@ def cmd_v2(a) -> None:
 
 # ------------------------------------------------------------------ changed bytes
 def load_manifest(pkg: str) -> dict:
-    """A package's signed manifest with every lesson in full: a root's (dars-manifest/2)
-    lessons are read from their parts (lessons/<2 hex>/<hash>, zstd of the lesson's JSON)."""
+    """A package's (first) signed manifest with every lesson in full."""
     index = json.load(open(os.path.join(pkg, "package.json")))
-    entry = index["manifests"][0]
-    m = json.load(open(os.path.join(pkg, entry["manifest"])))
+    return read_manifest(pkg, index["manifests"][0]["manifest"])
+
+
+def read_manifest(pkg: str, rel: str) -> dict:
+    """The signed manifest at `rel` in package `pkg` with every lesson in full: a root's
+    (dars-manifest/2) lessons are read from their parts (lessons/<2 hex>/<hash>, zstd of the
+    lesson's JSON). Also used by sync_tool.py."""
+    m = json.load(open(os.path.join(pkg, rel)))
     if m.get("format") == "dars-manifest/2":
         lessons = []
         for l in m["lessons"]:

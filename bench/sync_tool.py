@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from packages_tool import read_manifest  # the same folder: roots read from their parts
+
 MARK = "/__mark/"
 
 
@@ -305,16 +307,8 @@ def index_of(pkg: str) -> dict:
 
 
 def manifest_of(pkg: str) -> tuple[str, dict]:
-    """The signed manifest with every lesson in full: a root's (dars-manifest/2) lessons are
-    read from their parts (lessons/<xx>/<hash>, zstd of the lesson's JSON)."""
     rel = index_of(pkg)["manifests"][0]["manifest"]
-    man = json.load(open(os.path.join(pkg, rel)))
-    if man.get("format") == "dars-manifest/2":
-        man["lessons"] = [
-            json.loads(subprocess.run(["zstd", "-dc", os.path.join(pkg, "lessons", l["part"][:2], l["part"])],
-                                      check=True, capture_output=True).stdout)
-            for l in man["lessons"]]
-    return rel, man
+    return rel, read_manifest(pkg, rel)
 
 
 def blob_table(man: dict) -> dict[str, dict]:
