@@ -635,7 +635,7 @@ def cmd_sqlite(a) -> None:
                    lessons=c.execute("SELECT count(*) FROM lessons").fetchone()[0],
                    manifests=manifest_rows(c),
                    files=c.execute("SELECT count(*) FROM files").fetchone()[0],
-                   lessons_by_seq=dict(c.execute("SELECT seq, count(*) FROM lessons GROUP BY seq").fetchall()))
+                   lessons_by_seq=dict(c.execute("SELECT seq, count(*) FROM lesson_seqs GROUP BY seq").fetchall()))
         c.close()
     write_json(a.out, res)
 

@@ -297,11 +297,10 @@ pub fn sync(
         progress,
         &mut report,
     )
-    .and_then(|()| commit(conn, &manifests, &dicts, &mut report.package));
+    .and_then(|mut last| commit(conn, &manifests, &dicts, &mut last, &mut report.package));
     conn.pragma_update(None, "synchronous", "FULL")?;
     report.bytes_downloaded = fetcher.downloaded;
     result?;
-    store::collect_garbage_after_import(conn, &report.package.dropped, 3600)?;
     Ok(report)
 }
 
@@ -313,7 +312,7 @@ fn fetch_blobs(
     dicts: &Dicts,
     progress: &Progress,
     report: &mut SyncReport,
-) -> Result<(), ServiceError> {
+) -> Result<Vec<StoredBlob>, ServiceError> {
     let mut batch: Vec<StoredBlob> = Vec::new();
     let mut batch_bytes = 0u64;
     let mut last_commit = Instant::now();
@@ -346,7 +345,7 @@ fn fetch_blobs(
             last_commit = Instant::now();
         }
     }
-    flush(conn, &mut batch, dicts)
+    Ok(batch)
 }
 
 /// Streams a large raw blob into the store, resuming after what an earlier, killed sync

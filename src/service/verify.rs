@@ -41,6 +41,12 @@ pub(super) fn quick_check(conn: &Connection) -> Result<VerifyReport> {
     let mut stmt = conn.prepare("PRAGMA quick_check")?;
     let lines: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     report.database = lines.into_iter().filter(|l| l != "ok").collect();
+    let miscounted = store::miscounted_blobs(conn)?;
+    if miscounted > 0 {
+        report.database.push(format!(
+            "{miscounted} contents count the lesson files that use them wrongly (the database was edited by hand?)"
+        ));
+    }
     // A file that points at a blob that is not complete would be served as missing.
     let mut stmt = conn.prepare(
         "SELECT l.id, f.path, hex(f.hash) FROM files f JOIN lessons l ON l.rowid = f.lesson

@@ -150,7 +150,6 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>
         meta.entry,
         meta.order,
         lesson.origin.as_db(),
-        lesson.seq,
         &lesson.digest()[..],
         total,
         now_secs(),
@@ -160,8 +159,8 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>
         Some(rowid) => {
             conn.prepare_cached(
                 "UPDATE lessons SET title = ?2, language = ?3, grade = ?4, subject = ?5, summary = ?6, entry = ?7,
-                 sort_order = ?8, origin = ?9, seq = ?10, digest = ?11, total_size = ?12, imported_at = ?13,
-                 part = ?14 WHERE rowid = ?15",
+                 sort_order = ?8, origin = ?9, digest = ?10, total_size = ?11, imported_at = ?12,
+                 part = ?13 WHERE rowid = ?14",
             )?
             .execute(rusqlite::params_from_iter(
                 values.iter().copied().chain([&rowid as &dyn rusqlite::ToSql]),
@@ -170,13 +169,17 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>
         }
         None => {
             conn.prepare_cached(
-                "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, seq, digest, total_size, imported_at, part)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO lessons (id, title, language, grade, subject, summary, entry, sort_order, origin, digest, total_size, imported_at, part)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(values)?;
             conn.last_insert_rowid()
         }
     };
+    conn.prepare_cached(
+        "INSERT INTO lesson_seqs (lesson, seq) VALUES (?1, ?2) ON CONFLICT (lesson) DO UPDATE SET seq = excluded.seq",
+    )?
+    .execute(params![rowid, lesson.seq])?;
     let mut old: std::collections::HashMap<String, (Vec<u8>, u64, String)> = conn
         .prepare_cached("SELECT path, hash, size, media_type FROM files WHERE lesson = ?1")?
         .query_map([rowid], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?
@@ -267,7 +270,7 @@ pub fn part_of(conn: &Connection, id: &str) -> Result<Option<Hash>> {
 /// Moves an unchanged lesson to a publisher's newer package (and manifest).
 pub fn set_seq(conn: &Connection, id: &str, seq: i64) -> Result<bool> {
     Ok(conn.execute(
-        "UPDATE lessons SET seq = ?2 WHERE id = ?1 AND seq != ?2",
+        "UPDATE lesson_seqs SET seq = ?2 WHERE lesson = (SELECT rowid FROM lessons WHERE id = ?1) AND seq != ?2",
         params![id, seq],
     )? > 0)
 }
@@ -301,7 +304,7 @@ pub fn find_file(conn: &Connection, lesson_id: &str, path: &str) -> Result<Optio
 
 pub(super) const LESSON_COLUMNS: &str =
     "l.id, l.title, l.language, l.grade, l.subject, l.summary, l.entry, l.sort_order,
-     l.origin, l.seq, l.total_size, (SELECT count(*) FROM files f WHERE f.lesson = l.rowid), l.imported_at";
+     l.origin, (SELECT s.seq FROM lesson_seqs s WHERE s.lesson = l.rowid), l.total_size, (SELECT count(*) FROM files f WHERE f.lesson = l.rowid), l.imported_at";
 
 pub(super) fn lesson_row(row: &Row<'_>) -> rusqlite::Result<LessonRow> {
     Ok(LessonRow {
@@ -395,12 +398,23 @@ pub fn count_lessons(conn: &Connection) -> Result<u64> {
 /// many went.
 pub fn collect_garbage(conn: &Connection, grace_secs: i64) -> Result<usize> {
     let gone = conn.execute(
-        "DELETE FROM blobs WHERE added_at < ?1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = blobs.hash)",
+        "DELETE FROM blobs WHERE added_at < ?1 AND refs = 0",
         [now_secs() - grace_secs],
     )?;
     conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
         .execute(params![GC_AT_KEY, now_secs().to_string()])?;
     Ok(gone)
+}
+
+/// How many blobs count their users wrongly (`refs` against the files that name them): zero
+/// unless the database was edited by hand; for `dars verify`.
+pub fn miscounted_blobs(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM blobs b LEFT JOIN (SELECT hash, count(*) AS n FROM files GROUP BY hash) AS used
+         ON used.hash = b.hash WHERE b.refs != coalesce(used.n, 0)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 const GC_AT_KEY: &str = "garbage_collected_at";
@@ -420,9 +434,7 @@ pub fn collect_garbage_after_import(conn: &Connection, dropped: &[Hash], grace_s
     if last.is_none_or(|at| now_secs() - at >= FULL_GC_EVERY_SECS) {
         return collect_garbage(conn, grace_secs);
     }
-    let mut stmt = conn.prepare_cached(
-        "DELETE FROM blobs WHERE hash = ?1 AND added_at < ?2 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = ?1)",
-    )?;
+    let mut stmt = conn.prepare_cached("DELETE FROM blobs WHERE hash = ?1 AND added_at < ?2 AND refs = 0")?;
     let mut gone = 0;
     for hash in dropped {
         gone += stmt.execute(params![&hash.0[..], now_secs() - grace_secs])?;
@@ -585,7 +597,8 @@ pub fn publishers(conn: &Connection) -> Result<Vec<(String, String, u64)>> {
 pub fn prune_manifests(conn: &Connection) -> Result<usize> {
     let pruned = conn.execute(
         "DELETE FROM manifests WHERE seq < (SELECT max(m.seq) FROM manifests m WHERE m.key = manifests.key)
-         AND NOT EXISTS (SELECT 1 FROM lessons l WHERE l.origin = 'key:' || manifests.key AND l.seq = manifests.seq)",
+         AND NOT EXISTS (SELECT 1 FROM lessons l JOIN lesson_seqs s ON s.lesson = l.rowid
+                         WHERE l.origin = 'key:' || manifests.key AND s.seq = manifests.seq)",
         [],
     )?;
     // Chains are forgotten from their newest unneeded text back to their root.
@@ -728,6 +741,17 @@ mod tests {
         assert_eq!(stored_bytes(&conn).0, 40);
     }
 
+    /// Blob rows (no bytes) for the contents `lesson_with` names: a file names a stored content.
+    fn store_contents(conn: &Connection, ns: &[u8]) {
+        for n in ns {
+            conn.execute(
+                "INSERT OR IGNORE INTO blobs (hash, size, storage, complete, added_at) VALUES (?1, ?2, 0, 1, 0)",
+                params![&[*n; 32][..], n],
+            )
+            .expect("blob row");
+        }
+    }
+
     fn lesson_with(files: &[(&str, u8)]) -> NewLesson {
         NewLesson {
             meta: LessonMeta {
@@ -758,7 +782,7 @@ mod tests {
     #[test]
     fn a_new_version_rewrites_only_the_rows_of_files_that_changed() {
         let conn = db();
-        conn.pragma_update(None, "foreign_keys", "OFF").expect("no blobs here");
+        store_contents(&conn, &[1, 2, 3, 4, 5, 9]);
         let v1 = lesson_with(&[("index.html", 1), ("a.css", 2), ("old.txt", 3), ("same.svg", 4)]);
         replace_lesson(&conn, &v1).expect("v1");
         let v2 = lesson_with(&[("index.html", 9), ("a.css", 2), ("new.txt", 5), ("same.svg", 4)]);
@@ -796,7 +820,7 @@ mod tests {
     #[test]
     fn a_part_is_kept_while_a_lesson_names_it_and_replacing_reports_the_dropped_contents() {
         let conn = db();
-        conn.pragma_update(None, "foreign_keys", "OFF").expect("no blobs here");
+        store_contents(&conn, &[1, 2, 3]);
         let (p1, p2) = (Hash([7; 32]), Hash([8; 32]));
         put_part(&conn, p1, b"part one").expect("put");
         put_part(&conn, p1, b"part one").expect("a duplicate is success");
@@ -858,6 +882,40 @@ mod tests {
         .expect("a day ago");
         assert_eq!(collect_garbage_after_import(&conn, &[], 3600).expect("gc"), 2);
         assert_eq!(left(&conn), 0);
+    }
+
+    #[test]
+    fn a_content_counts_the_files_that_use_it_and_stays_while_one_does() {
+        let conn = db();
+        store_contents(&conn, &[1, 2, 3]);
+        let refs = |n: u8| -> i64 {
+            conn.query_row("SELECT refs FROM blobs WHERE hash = ?1", [&[n; 32][..]], |r| r.get(0))
+                .expect("refs")
+        };
+        replace_lesson(&conn, &lesson_with(&[("x", 1), ("y", 2)])).expect("l");
+        let mut other = lesson_with(&[("x", 1)]);
+        other.meta.id = "m".to_owned();
+        replace_lesson(&conn, &other).expect("m");
+        assert_eq!((refs(1), refs(2), refs(3)), (2, 1, 0));
+        // A changed file moves its count from the old content to the new one.
+        replace_lesson(&conn, &lesson_with(&[("x", 3), ("y", 2)])).expect("l again");
+        assert_eq!((refs(1), refs(2), refs(3)), (1, 1, 1));
+        let err = conn
+            .execute("DELETE FROM blobs WHERE hash = ?1", [&[1u8; 32][..]])
+            .expect_err("a content in use is not deleted");
+        assert!(err.to_string().contains("still used"), "{err}");
+        // A lesson removed (its files go by cascade) releases its contents.
+        assert!(remove_lesson(&conn, "m").expect("remove"));
+        assert_eq!(refs(1), 0);
+        assert_eq!(collect_garbage(&conn, 3600).expect("gc"), 1);
+        assert!(!crate::store::blob_exists(&conn, Hash([1; 32])).expect("1"));
+        assert_eq!(miscounted_blobs(&conn).expect("count"), 0);
+        conn.execute("UPDATE blobs SET refs = 5 WHERE hash = ?1", [&[2u8; 32][..]])
+            .expect("by hand");
+        assert_eq!(miscounted_blobs(&conn).expect("count"), 1);
+        // A file cannot name a content that is not stored.
+        let err = replace_lesson(&conn, &lesson_with(&[("x", 7)])).expect_err("missing content");
+        assert!(err.to_string().contains("not stored"), "{err}");
     }
 
     #[test]

@@ -27,9 +27,9 @@ pub use blobs::{
 pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, Shelf, SyncResult, collect_garbage,
     collect_garbage_after_import, count_lessons, current_digest, files_of, files_using, find_file, get_lesson,
-    get_manifest, get_part, latest_seq, lesson_parts, list_all_lessons, list_lessons, part_of, prune_manifests,
-    prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson, replace_lesson, set_seq, shelves,
-    sync_results,
+    get_manifest, get_part, latest_seq, lesson_parts, list_all_lessons, list_lessons, miscounted_blobs, part_of,
+    prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson, replace_lesson,
+    set_seq, shelves, sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 pub use search::{Found, index_missing, search_index};

@@ -205,6 +205,63 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE lessons ADD COLUMN part BLOB;
     CREATE INDEX lessons_part ON lessons (part) WHERE part IS NOT NULL;
     ",
+    // 9: each blob counts the files that use it (kept by triggers), so an update that changes
+    // a file touches the rows of its old and new contents instead of two random pages of an
+    // index of every file's hash; files is rebuilt without its foreign key to blobs (which
+    // needed that index to check each deleted blob) and the triggers keep what it guaranteed:
+    // a file names a stored content, and a content in use is never deleted.
+    r"
+    ALTER TABLE blobs ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
+    UPDATE blobs SET refs = used.n FROM (SELECT hash, count(*) AS n FROM files GROUP BY hash) AS used
+        WHERE used.hash = blobs.hash;
+    CREATE TABLE files_new (
+        lesson INTEGER NOT NULL REFERENCES lessons(rowid) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        PRIMARY KEY (lesson, path)
+    ) WITHOUT ROWID;
+    INSERT INTO files_new (lesson, path, hash, size, media_type)
+        SELECT lesson, path, hash, size, media_type FROM files;
+    DROP TABLE files;
+    ALTER TABLE files_new RENAME TO files;
+    CREATE TRIGGER files_use AFTER INSERT ON files BEGIN
+        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
+            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
+        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
+    END;
+    CREATE TRIGGER files_unuse AFTER DELETE ON files BEGIN
+        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
+    END;
+    CREATE TRIGGER files_reuse AFTER UPDATE OF hash ON files WHEN new.hash != old.hash BEGIN
+        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
+            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
+        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
+        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
+    END;
+    CREATE TRIGGER blobs_in_use BEFORE DELETE ON blobs WHEN old.refs > 0 BEGIN
+        SELECT RAISE(ABORT, 'a content still used by a lesson cannot be deleted');
+    END;
+    ",
+    // 10: each lesson's sequence in a narrow table of its own: a new root moves the sequence of
+    // every lesson it keeps, which rewrote every page of the wide lessons table (23 pages for
+    // 312 lessons) and now rewrites one or two.
+    r"
+    CREATE TABLE lesson_seqs (
+        lesson INTEGER PRIMARY KEY REFERENCES lessons(rowid) ON DELETE CASCADE,
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO lesson_seqs (lesson, seq) SELECT rowid, seq FROM lessons;
+    ALTER TABLE lessons DROP COLUMN seq;
+    ",
+    // 11: the search index merges its segments only when a level holds 16 of them (FTS5's
+    // crisis merge) instead of a little on every write: an update of a few lessons then writes
+    // its own segment (about 50 pages for 3 lessons) instead of that plus 100-300 pages of
+    // merging most of the time; a search reads a few more segments, of a small index.
+    r"
+    INSERT INTO lesson_fts (lesson_fts, rank) VALUES ('automerge', 0);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -226,14 +283,14 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        let to = i64::try_from(index + 1).unwrap_or(i64::MAX);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the write lock.
-        let now: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if now > i64::try_from(index).unwrap_or(i64::MAX) {
+        if schema_version(&tx)? >= to {
             continue;
         }
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.pragma_update(None, "user_version", to)?;
         tx.commit()?;
     }
     Ok(())

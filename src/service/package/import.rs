@@ -598,10 +598,9 @@ pub fn import_package(
 
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let result = store_blobs(conn, root, &needed, index.part_size, &dicts, progress, &mut report)
-        .and_then(|()| commit(conn, &manifests, &dicts, &mut report));
+        .and_then(|mut last| commit(conn, &manifests, &dicts, &mut last, &mut report));
     conn.pragma_update(None, "synchronous", "FULL")?;
     result?;
-    store::collect_garbage_after_import(conn, &report.dropped, 3600)?;
     Ok(report)
 }
 
@@ -701,7 +700,9 @@ enum Step {
 
 /// Stores the blobs the store lacks. Two stages overlap: reader threads (rayon, every core)
 /// read groups of blobs, decode and hash them; this thread writes each checked group into
-/// SQLite while the next group is being read. A bounded channel keeps memory flat.
+/// SQLite while the next group is being read. A bounded channel keeps memory flat. The last
+/// batch (all of a small update) is returned for `commit` to write in its own transaction:
+/// a page its blobs share with the lessons' rows is then written once.
 fn store_blobs(
     conn: &mut Connection,
     root: &Path,
@@ -710,7 +711,7 @@ fn store_blobs(
     dicts: &Dicts,
     progress: &Progress,
     report: &mut PackageReport,
-) -> Result<(), ServiceError> {
+) -> Result<Vec<StoredBlob>, ServiceError> {
     let is_large = |file: &ManifestFile| file.encoding == Encoding::Raw && file.size > MAX_TEXT;
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Step, PackageError>>(2);
@@ -780,7 +781,7 @@ fn store_blobs(
                 }
             }
         }
-        flush(conn, &mut batch, dicts)
+        Ok(batch)
     })
 }
 
@@ -803,17 +804,22 @@ pub(crate) fn flush(
     Ok(())
 }
 
-/// The one transaction that makes every lesson of the package visible.
+/// The one transaction that makes every lesson of the package visible: it also stores `last`
+/// (the blobs not flushed yet) and collects the contents the lessons stopped using.
 pub(crate) fn commit(
     conn: &mut Connection,
     manifests: &[Verified],
     dicts: &Dicts,
+    last: &mut Vec<StoredBlob>,
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (id, (hash, bytes)) in dicts {
         store::put_dictionary(&tx, *id, *hash, bytes)?;
+    }
+    for blob in last.iter() {
+        store::write_blob(&tx, blob)?;
     }
     let mut stale_parts = Vec::new();
     for m in manifests {
@@ -879,7 +885,9 @@ pub(crate) fn commit(
     }
     store::prune_parts(&tx, &stale_parts)?;
     store::prune_manifests(&tx)?;
+    store::collect_garbage_after_import(&tx, &report.dropped, 3600)?;
     tx.commit()?;
+    last.clear();
     Ok(())
 }
 
