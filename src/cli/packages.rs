@@ -157,13 +157,17 @@ pub fn import(config: &Config, path: &Path, check: bool, allow_downgrade: bool) 
         say!("from {who}, sequence {seq}");
     }
     say!(
-        "imported: {} new, {} updated, {} unchanged lessons; {} contents stored ({} read), {} already here; {:.1} s",
+        "imported: {} new, {} updated, {} unchanged lessons; {} contents stored ({} read), {} already here{}; {:.1} s",
         report.added.len(),
         report.updated.len(),
         report.unchanged.len(),
         report.blobs_written,
         human_bytes(report.bytes_read),
         report.blobs_skipped,
+        match report.collected {
+            0 => String::new(),
+            n => format!(", {n} no longer used removed"),
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

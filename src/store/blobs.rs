@@ -14,6 +14,25 @@ use super::{Result, StoreError, now_secs};
 /// The size of one stored chunk: a Range request reads whole chunks and no more.
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
+/// A chunk's row id is `(blob id << 24) | (variant << 22) | idx` (schema migration 12): a blob's
+/// chunks are one range of rows, its variants side by side.
+const IDX_BITS: u32 = 22;
+const BLOB_SHIFT: u32 = 24;
+
+/// The row id of chunk `idx` of `variant` of blob `blob`.
+fn chunk_key(blob: i64, variant: Variant, idx: usize) -> i64 {
+    (blob << BLOB_SHIFT) | ((variant as i64) << IDX_BITS) | i64::try_from(idx).unwrap_or(0)
+}
+
+/// The chunks of one variant of a blob, by its hash: `?1` hash, `?2` variant, `?3`..`?4` the
+/// first and last chunk index; yields (idx, data) in order.
+const VARIANT_CHUNKS: &str = "SELECT c.id & 4194303, c.data FROM blobs b JOIN chunks c
+     ON c.id BETWEEN (b.id << 24) | (?2 << 22) | ?3 AND (b.id << 24) | (?2 << 22) | ?4
+     WHERE b.hash = ?1 ORDER BY c.id";
+
+/// The last chunk index a variant can have.
+const LAST_IDX: i64 = (1 << IDX_BITS) - 1;
+
 /// BLAKE3 hash of a file's raw bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hash(pub [u8; 32]);
@@ -256,7 +275,7 @@ pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
             .find(|(v, _)| *v == variant)
             .map(|(_, b)| b.len() as u64)
     };
-    // A half-written blob left by a killed import is replaced whole.
+    // A half-written blob left by a killed import is replaced whole (its chunks go with it).
     conn.execute("DELETE FROM blobs WHERE hash = ?1", [&blob.hash.0[..]])?;
     conn.prepare_cached(
         "INSERT INTO blobs (hash, size, storage, zstd_size, gzip_size, complete, added_at, dict_id)
@@ -271,8 +290,9 @@ pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
         now_secs(),
         blob.dict_id
     ])?;
+    let id = conn.last_insert_rowid();
     for (variant, bytes) in &blob.variants {
-        insert_chunks(conn, blob.hash, *variant, 0, bytes)?;
+        insert_chunks(conn, id, *variant, 0, bytes)?;
     }
     Ok(true)
 }
@@ -304,27 +324,29 @@ pub fn count_missing_gzip(conn: &Connection) -> Result<u64> {
 /// Stores the gzip variant `gz` of text blob `hash` in the caller's transaction. Returns
 /// false when there is nothing to do: the blob is gone, is not text, or has one already.
 pub fn put_gzip(conn: &Connection, hash: Hash, gz: &[u8]) -> Result<bool> {
-    let updated = conn
+    let updated: Option<i64> = conn
         .prepare_cached(
-            "UPDATE blobs SET gzip_size = ?2 WHERE hash = ?1 AND storage = 1 AND complete = 1 AND gzip_size IS NULL",
+            "UPDATE blobs SET gzip_size = ?2 WHERE hash = ?1 AND storage = 1 AND complete = 1 AND gzip_size IS NULL
+             RETURNING id",
         )?
-        .execute(params![&hash.0[..], gz.len() as u64])?;
-    if updated == 0 {
+        .query_row(params![&hash.0[..], gz.len() as u64], |r| r.get(0))
+        .optional()?;
+    let Some(id) = updated else {
         return Ok(false);
-    }
-    insert_chunks(conn, hash, Variant::Gzip, 0, gz)?;
+    };
+    insert_chunks(conn, id, Variant::Gzip, 0, gz)?;
     Ok(true)
 }
 
-fn insert_chunks(conn: &Connection, hash: Hash, variant: Variant, first: usize, bytes: &[u8]) -> Result<()> {
-    let mut stmt = conn.prepare_cached("INSERT INTO chunks (hash, variant, idx, data) VALUES (?1, ?2, ?3, ?4)")?;
+fn insert_chunks(conn: &Connection, blob: i64, variant: Variant, first: usize, bytes: &[u8]) -> Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT INTO chunks (id, data) VALUES (?1, ?2)")?;
     let pieces: Box<dyn Iterator<Item = &[u8]>> = if bytes.is_empty() {
         Box::new(std::iter::once(bytes))
     } else {
         Box::new(bytes.chunks(CHUNK_SIZE))
     };
     for (i, piece) in pieces.enumerate() {
-        stmt.execute(params![&hash.0[..], variant as i64, first + i, piece])?;
+        stmt.execute(params![chunk_key(blob, variant, first + i), piece])?;
     }
     Ok(())
 }
@@ -334,6 +356,8 @@ fn insert_chunks(conn: &Connection, hash: Hash, variant: Variant, first: usize, 
 #[derive(Debug)]
 pub struct BlobWriter {
     hash: Hash,
+    /// The blob's row id (its chunks' keys start from it).
+    id: i64,
     size: u64,
     next_idx: usize,
     written: u64,
@@ -350,6 +374,7 @@ impl BlobWriter {
         )?;
         Ok(BlobWriter {
             hash,
+            id: conn.last_insert_rowid(),
             size,
             next_idx: 0,
             written: 0,
@@ -362,19 +387,21 @@ impl BlobWriter {
     /// Returns the writer and the offset to continue from; starts afresh when nothing usable
     /// is stored.
     pub fn resume(conn: &Connection, hash: Hash, size: u64, hasher: &mut blake3::Hasher) -> Result<(Self, u64)> {
-        let existing: Option<u64> = conn
+        let existing: Option<(i64, u64)> = conn
             .query_row(
-                "SELECT size FROM blobs WHERE hash = ?1 AND complete = 0",
+                "SELECT id, size FROM blobs WHERE hash = ?1 AND complete = 0",
                 [&hash.0[..]],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if existing != Some(size) {
-            return Ok((BlobWriter::start(conn, hash, size)?, 0));
-        }
+        let id = match existing {
+            Some((id, stored)) if stored == size => id,
+            _ => return Ok((BlobWriter::start(conn, hash, size)?, 0)),
+        };
+        let first = chunk_key(id, Variant::Raw, 0);
         let mut stmt =
-            conn.prepare_cached("SELECT idx, data FROM chunks WHERE hash = ?1 AND variant = 0 ORDER BY idx")?;
-        let mut rows = stmt.query([&hash.0[..]])?;
+            conn.prepare_cached("SELECT id - ?1, data FROM chunks WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
+        let mut rows = stmt.query([first, first + LAST_IDX])?;
         let mut next_idx = 0usize;
         while let Some(row) = rows.next()? {
             let idx: usize = row.get(0)?;
@@ -387,12 +414,13 @@ impl BlobWriter {
         }
         drop(rows);
         conn.execute(
-            "DELETE FROM chunks WHERE hash = ?1 AND variant = 0 AND idx >= ?2",
-            params![&hash.0[..], next_idx],
+            "DELETE FROM chunks WHERE id BETWEEN ?1 AND ?2",
+            [chunk_key(id, Variant::Raw, next_idx), first + LAST_IDX],
         )?;
         let written = (next_idx * CHUNK_SIZE) as u64;
         let writer = BlobWriter {
             hash,
+            id,
             size,
             next_idx,
             written,
@@ -415,7 +443,7 @@ impl BlobWriter {
     }
 
     fn flush(&mut self, conn: &Connection) -> Result<()> {
-        insert_chunks(conn, self.hash, Variant::Raw, self.next_idx, &self.buffer)?;
+        insert_chunks(conn, self.id, Variant::Raw, self.next_idx, &self.buffer)?;
         self.next_idx += 1;
         self.written += self.buffer.len() as u64;
         self.buffer.clear();
@@ -447,9 +475,7 @@ pub fn read_variant(conn: &Connection, hash: Hash, variant: Variant, range: Rang
     let chunk = CHUNK_SIZE as u64;
     let first = range.start / chunk;
     let last = (range.end - 1) / chunk;
-    let mut stmt = conn.prepare_cached(
-        "SELECT idx, data FROM chunks WHERE hash = ?1 AND variant = ?2 AND idx BETWEEN ?3 AND ?4 ORDER BY idx",
-    )?;
+    let mut stmt = conn.prepare_cached(VARIANT_CHUNKS)?;
     let mut rows = stmt.query(params![&hash.0[..], variant as i64, first, last])?;
     let mut expect = first;
     while let Some(row) = rows.next()? {
@@ -595,11 +621,10 @@ pub fn verify_blob(conn: &Connection, info: &BlobInfo) -> Result<Option<String>>
         Storage::Raw => {
             let mut hasher = blake3::Hasher::new();
             let mut len = 0u64;
-            let mut stmt =
-                conn.prepare_cached("SELECT data FROM chunks WHERE hash = ?1 AND variant = 0 ORDER BY idx")?;
-            let mut rows = stmt.query([&info.hash.0[..]])?;
+            let mut stmt = conn.prepare_cached(VARIANT_CHUNKS)?;
+            let mut rows = stmt.query(params![&info.hash.0[..], Variant::Raw as i64, 0, LAST_IDX])?;
             while let Some(row) = rows.next()? {
-                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
                 hasher.update(data);
                 len += data.len() as u64;
             }
@@ -648,7 +673,7 @@ pub fn blob_stats(conn: &Connection) -> Result<BlobStats> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let mut stmt =
-        conn.prepare("SELECT variant, count(DISTINCT hash), sum(length(data)) FROM chunks GROUP BY variant")?;
+        conn.prepare("SELECT (id >> 22) & 3, count(DISTINCT id >> 24), sum(length(data)) FROM chunks GROUP BY 1")?;
     let per = stmt
         .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)))?
         .filter_map(|row| row.ok().and_then(|(v, n, b)| Variant::from_i64(v).map(|v| (v, n, b))))
@@ -740,8 +765,11 @@ mod tests {
         )
         .expect("p");
         write_blob(&conn, &blob).expect("write");
-        conn.execute("UPDATE chunks SET data = zeroblob(length(data)) WHERE variant = 2", [])
-            .expect("corrupt");
+        conn.execute(
+            "UPDATE chunks SET data = zeroblob(length(data)) WHERE (id >> 22) & 3 = 2",
+            [],
+        )
+        .expect("corrupt");
         let info = blob_info(&conn, blob.hash).expect("info");
         let problem = verify_blob(&conn, &info).expect("verify");
         assert!(problem.is_some_and(|p| p.contains("gzip")));

@@ -32,7 +32,7 @@ pub use catalogue::{
     set_seq, shelves, sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
-pub use search::{Found, index_missing, search_index};
+pub use search::{Found, index_missing, search_index, settle_index};
 pub use usage::{UsageRow, add_usage, usage_between};
 
 /// Errors of the store layer.

@@ -134,9 +134,26 @@ pub fn index_missing(conn: &mut Connection) -> Result<usize> {
         let files = files_of_rowid(&tx, *rowid)?;
         index_lesson(&tx, *rowid, title, summary, entry, &files)?;
     }
+    settle_index(&tx, missing.len())?;
     tx.commit()?;
     Ok(missing.len())
 }
+
+/// After a transaction that indexed `indexed` lessons: when they are at least half of all
+/// lessons (a first import, a rebuilt index), merges the index into one segment. The index
+/// merges only when 16 segments pile up on a level (migration 11), and a big import leaves
+/// many: without this, one of the next small updates would rewrite them all. A small import
+/// leaves its one segment for that merge, which then only meets other small ones.
+pub fn settle_index(conn: &Connection, indexed: usize) -> Result<()> {
+    let lessons: i64 = conn.query_row("SELECT count(*) FROM lessons", [], |r| r.get(0))?;
+    if indexed >= MIN_SETTLE && i64::try_from(indexed).unwrap_or(i64::MAX) * 2 >= lessons {
+        conn.execute("INSERT INTO lesson_fts (lesson_fts) VALUES ('optimize')", [])?;
+    }
+    Ok(())
+}
+
+/// Fewer lessons than this leave a segment too small to matter.
+const MIN_SETTLE: usize = 16;
 
 fn files_of_rowid(conn: &Connection, rowid: i64) -> Result<Vec<FileEntry>> {
     let mut stmt = conn.prepare_cached("SELECT path, hash, size, media_type FROM files WHERE lesson = ?1")?;

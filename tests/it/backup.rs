@@ -173,7 +173,8 @@ fn a_damaged_or_foreign_backup_is_refused_and_the_store_kept() {
         let changed = conn
             .execute(
                 "UPDATE chunks SET data = zeroblob(length(data)) WHERE id = (SELECT c.id FROM chunks c
-                 JOIN files f ON f.hash = c.hash JOIN lessons l ON l.rowid = f.lesson
+                 JOIN blobs b ON c.id BETWEEN b.id << 24 AND (b.id << 24) + 16777215
+                 JOIN files f ON f.hash = b.hash JOIN lessons l ON l.rowid = f.lesson
                  WHERE l.id = 'good-1' AND f.path = 'pic.jpg' LIMIT 1)",
                 [],
             )

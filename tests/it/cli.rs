@@ -165,7 +165,8 @@ fn verify_names_the_lesson_and_file_of_a_damaged_blob() {
     let damage = |hash: Hash, variant: i64, idx: i64| {
         let changed = conn
             .execute(
-                "UPDATE chunks SET data = randomblob(length(data)) WHERE hash = ?1 AND variant = ?2 AND idx = ?3",
+                "UPDATE chunks SET data = randomblob(length(data))
+                 WHERE id = (SELECT (b.id << 24) | (?2 << 22) | ?3 FROM blobs b WHERE b.hash = ?1)",
                 rusqlite::params![&hash.0[..], variant, idx],
             )
             .expect("corrupt");
@@ -497,7 +498,8 @@ fn reader_view_is_whole(conn: &rusqlite::Connection) -> Result<(), String> {
 fn blob_being_written(conn: &rusqlite::Connection, hash: Hash, chunks: u64) -> bool {
     let (rows, stored): (i64, u64) = conn
         .query_row(
-            "SELECT (SELECT count(*) FROM blobs WHERE hash = ?1), (SELECT count(*) FROM chunks WHERE hash = ?1)",
+            "SELECT (SELECT count(*) FROM blobs WHERE hash = ?1), (SELECT count(*) FROM chunks c JOIN blobs b
+              ON c.id BETWEEN b.id << 24 AND (b.id << 24) + 16777215 WHERE b.hash = ?1)",
             [&hash.0[..]],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

@@ -2613,9 +2613,27 @@ fn an_update_reads_only_the_parts_of_the_lessons_that_changed() {
             std::fs::remove_file(part).expect("remove part");
         }
     }
+    // Version 1 came days ago: its contents are past the hour's grace, so the update also
+    // deletes the entry page it replaced (in its own transaction), and only that.
+    let old_entry = Hash::of(&v1[changed]["index.html"]);
+    let conn = rusqlite::Connection::open(data.join(dars::store::DB_FILE)).expect("open store");
+    conn.execute("UPDATE blobs SET added_at = added_at - 2 * 86400", [])
+        .expect("age");
+    drop(conn);
+    let before = blob_count(&data);
     let report = import_pkg(&data, &trimmed, &publisher.trusting()).expect("import v2");
     assert_eq!(report.updated, [changed.to_owned()], "{report:?}");
     assert_eq!(report.unchanged.len(), v2.len() - 1, "{report:?}");
+    assert_eq!(report.collected, 1, "{report:?}");
+    assert_eq!(blob_count(&data), before, "the new entry page in, the old one out");
+    let conn = rusqlite::Connection::open(data.join(dars::store::DB_FILE)).expect("open store");
+    let kept: i64 = conn
+        .query_row("SELECT count(*) FROM blobs WHERE hash = ?1", [&old_entry.0[..]], |r| {
+            r.get(0)
+        })
+        .expect("count");
+    assert_eq!(kept, 0, "the replaced entry page is gone");
+    drop(conn);
     assert_stored(&data, &v2);
     assert!(snapshot(&data).lessons.values().all(|l| l.seq == 2));
     // A store that lacks them still needs them, and says which is missing.

@@ -349,7 +349,7 @@ fn committed_progress(db: &Path) -> Option<(u64, Option<Partial>)> {
     conn.busy_timeout(Duration::from_secs(2)).ok()?;
     let total: u64 = conn
         .query_row(
-            "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE variant = 0",
+            "SELECT coalesce(sum(length(data)), 0) FROM chunks WHERE (id >> 22) & 3 = 0",
             [],
             |r| r.get(0),
         )
@@ -357,7 +357,8 @@ fn committed_progress(db: &Path) -> Option<(u64, Option<Partial>)> {
     let partial = conn
         .query_row(
             "SELECT lower(hex(b.hash)), b.size,
-                    (SELECT coalesce(sum(length(c.data)), 0) FROM chunks c WHERE c.hash = b.hash AND c.variant = 0) AS got
+                    (SELECT coalesce(sum(length(c.data)), 0) FROM chunks c
+                     WHERE c.id BETWEEN b.id << 24 AND (b.id << 24) + 4194303) AS got
              FROM blobs b WHERE b.complete = 0 ORDER BY got DESC LIMIT 1",
             [],
             |r| {

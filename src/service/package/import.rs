@@ -54,6 +54,8 @@ pub struct PackageReport {
     pub manifests: Vec<(String, u64)>,
     /// Contents the updated lessons no longer use (for the garbage collection after it).
     pub dropped: Vec<Hash>,
+    /// Contents no lesson uses any more, deleted in the import's transaction.
+    pub collected: usize,
 }
 
 /// A manifest whose signature checked out, with the lessons to take from it.
@@ -885,7 +887,8 @@ pub(crate) fn commit(
     }
     store::prune_parts(&tx, &stale_parts)?;
     store::prune_manifests(&tx)?;
-    store::collect_garbage_after_import(&tx, &report.dropped, 3600)?;
+    report.collected = store::collect_garbage_after_import(&tx, &report.dropped, 3600)?;
+    store::settle_index(&tx, report.added.len() + report.updated.len())?;
     tx.commit()?;
     last.clear();
     Ok(())
