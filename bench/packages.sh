@@ -325,6 +325,9 @@ python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("PRAGMA wa
 [ ! -e "$SA/dars.sqlite-wal" ] || echo "note: dars left a WAL file after importing v1"
 cp -a "$SA" "$SB"
 cp -a "$SA" "$SD"
+SE0=$WORK/store-e0  # E: what reaches the disk; each run copies this pristine v1 store to SE
+SE=$WORK/store-e
+cp -a "$SA" "$SE0"
 [ "$STRACE" = 1 ] && cp -a "$SA" "$SC"
 "${TOOL[@]}" sqlite "$SA" --pages --out "$RES/upd-store-v1.json"
 # The copies' pages must be on disk: a write to a page still dirty from `cp` is not counted
@@ -355,6 +358,14 @@ wait_quiet "update import (checkpoint held off)"
 find "$SD" -type f -print0 | xargs -0 cat >/dev/null
 wait_quiet "update import (store warm)"
 run upd-d "$DARS" --data "$SD" import "$U2"
+
+# E: the bytes that reach the disk (the block device's count of sectors written, the
+# filesystem's journal included) for the import and the `sync` after it, less what an idle
+# stretch as long writes; the least of 3 runs on fresh copies
+"${TOOL[@]}" evict "$U2" 2>/dev/null
+wait_quiet "update import (device writes)"
+"${TOOL[@]}" device --json "$RES/upd-e.json" --pristine "$SE0" --store "$SE" --evict "$U2" -- \
+  "$DARS" --data "$SE" import "$U2"
 
 # C: under strace (slower; only its byte counts per file are used)
 if [ "$STRACE" = 1 ]; then

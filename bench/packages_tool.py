@@ -562,6 +562,43 @@ def cmd_evict(a) -> None:
     log(f"evicted {n} files from the page cache" + (f" ({skipped} hard-linked files left alone)" if skipped else ""))
 
 
+# ------------------------------------------------------------------ device writes
+def sectors_written(path: str) -> tuple[str, int]:
+    """The block device holding `path` and the sectors (512 bytes) written to it since boot."""
+    dev = os.stat(path).st_dev
+    sys_dir = f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"
+    fields = open(os.path.join(sys_dir, "stat")).read().split()
+    return os.path.basename(os.path.realpath(sys_dir)), int(fields[6])
+
+
+def cmd_device(a) -> None:
+    """E: bytes that reach the block device while a command runs, then `sync` (every dirty page
+    of it written, the filesystem's journal included), each run on a fresh copy of `--pristine`;
+    an idle stretch as long (also ended by `sync`) measures what the rest of the machine wrote,
+    and is subtracted. The least of `--runs` runs is kept: other writers only add."""
+    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+    runs = []
+    for _ in range(a.runs):
+        shutil.rmtree(a.store, ignore_errors=True)
+        subprocess.run(["cp", "-a", a.pristine, a.store], check=True)
+        os.sync()
+        subprocess.run([sys.executable, __file__, "evict", *a.evict, a.store], check=True,
+                       stderr=subprocess.DEVNULL)
+        dev, s0 = sectors_written(a.store)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.sync()
+        wall = time.perf_counter() - t0
+        _, s1 = sectors_written(a.store)
+        os.sync()
+        _, i0 = sectors_written(a.store)
+        time.sleep(wall)
+        os.sync()
+        _, i1 = sectors_written(a.store)
+        runs.append(dict(written=(s1 - s0) * 512, idle=(i1 - i0) * 512, wall=wall))
+    best = min(runs, key=lambda r: r["written"] - r["idle"])
+    write_json(a.json, dict(device=dev, runs=runs, written=max(0, best["written"] - best["idle"])))
+
 # ------------------------------------------------------------------ strace
 SYSCALL = re.compile(r'^(?:\[pid\s+\d+\]\s+|\d+\s+)?(\w+)\((\d+)<([^>]*)>.*\)\s+=\s+(-?\d+)')
 
@@ -749,6 +786,14 @@ def main() -> None:
     s = sub.add_parser("evict")
     s.add_argument("dirs", nargs="+")
     s.set_defaults(fn=cmd_evict)
+    s = sub.add_parser("device")
+    s.add_argument("--json", required=True)
+    s.add_argument("--pristine", required=True, help="store to copy before each run")
+    s.add_argument("--store", required=True, help="the copy the command writes to")
+    s.add_argument("--evict", nargs="*", default=[], help="folders to drop from the page cache first")
+    s.add_argument("--runs", type=int, default=3)
+    s.add_argument("cmd", nargs=argparse.REMAINDER)
+    s.set_defaults(fn=cmd_device)
     s = sub.add_parser("strace")
     s.add_argument("--log", required=True)
     s.add_argument("--store", required=True)
