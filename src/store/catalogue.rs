@@ -134,6 +134,12 @@ pub fn current_digest(conn: &Connection, id: &str) -> Result<Option<[u8; 32]>> {
 /// rewrites only their rows (and index entries), not the whole lesson's. Returns the contents
 /// the older version used that this one does not (for `collect_garbage_after_import`).
 pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>> {
+    replace_lesson_with_text(conn, lesson, None)
+}
+
+/// `replace_lesson` with the lesson's search text when the caller has extracted it already
+/// (`search::lesson_text`, e.g. on several threads before the transaction).
+pub fn replace_lesson_with_text(conn: &Connection, lesson: &NewLesson, text: Option<&str>) -> Result<Vec<Hash>> {
     let meta = &lesson.meta;
     let total: u64 = lesson.files.iter().map(|f| f.size).sum();
     let existing: Option<i64> = conn
@@ -210,7 +216,15 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>
         dropped.extend(<[u8; 32]>::try_from(hash).ok().map(Hash));
     }
     // In the same transaction, so search shows exactly the lessons that are visible.
-    super::search::index_lesson(conn, rowid, &meta.title, &meta.summary, &meta.entry, &lesson.files)?;
+    super::search::index_lesson(
+        conn,
+        rowid,
+        &meta.title,
+        &meta.summary,
+        &meta.entry,
+        &lesson.files,
+        text,
+    )?;
     Ok(dropped)
 }
 

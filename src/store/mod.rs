@@ -29,10 +29,10 @@ pub use catalogue::{
     collect_garbage_after_import, count_lessons, current_digest, files_of, files_using, find_file, get_lesson,
     get_manifest, get_part, latest_seq, lesson_parts, list_all_lessons, list_lessons, miscounted_blobs, part_of,
     prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson, replace_lesson,
-    set_seq, shelves, sync_results,
+    replace_lesson_with_text, set_seq, shelves, sync_results,
 };
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
-pub use search::{Found, index_missing, search_index, settle_index};
+pub use search::{Found, index_missing, lesson_text, search_index, settle_index};
 pub use usage::{UsageRow, add_usage, usage_between};
 
 /// Errors of the store layer.
@@ -98,6 +98,18 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// A connection that only reads an existing, migrated store (for work spread over threads).
+pub fn open_reader(path: &Path) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -30,8 +30,9 @@ pub(super) fn index_lesson(
     summary: &str,
     entry: &str,
     files: &[FileEntry],
+    text: Option<&str>,
 ) -> Result<()> {
-    let body = page_text(conn, entry, files);
+    let body = text.map_or_else(|| lesson_text(conn, entry, files), str::to_owned);
     conn.prepare_cached("INSERT OR REPLACE INTO lesson_text (lesson, body) VALUES (?1, ?2)")?
         .execute(params![rowid, pack_text(&body)])?;
     conn.prepare_cached("INSERT OR REPLACE INTO lesson_fts (rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)")?
@@ -57,7 +58,8 @@ fn unpack_text(value: rusqlite::types::ValueRef<'_>) -> String {
 }
 
 /// The visible text of a lesson's HTML pages, the entry page first.
-fn page_text(conn: &Connection, entry: &str, files: &[FileEntry]) -> String {
+/// The visible text of a lesson's pages, entry first, as its search index holds it.
+pub fn lesson_text(conn: &Connection, entry: &str, files: &[FileEntry]) -> String {
     let mut pages: Vec<&FileEntry> = files
         .iter()
         .filter(|f| f.media_type.starts_with("text/html") || f.media_type.starts_with("application/xhtml"))
@@ -132,7 +134,7 @@ pub fn index_missing(conn: &mut Connection) -> Result<usize> {
     };
     for (rowid, title, summary, entry) in &missing {
         let files = files_of_rowid(&tx, *rowid)?;
-        index_lesson(&tx, *rowid, title, summary, entry, &files)?;
+        index_lesson(&tx, *rowid, title, summary, entry, &files, None)?;
     }
     settle_index(&tx, missing.len())?;
     tx.commit()?;

@@ -1743,6 +1743,38 @@ fn copy_store(from: &Path, to: &Path) {
 }
 
 #[test]
+fn a_big_import_indexes_each_lesson_with_the_text_it_would_read_alone() {
+    // From 16 lessons on, the import extracts their search text on every core before its
+    // transaction; it must be exactly what a lesson indexed on its own gets.
+    let work = tempfile::tempdir().expect("work");
+    let w = work.path();
+    let publisher = Publisher::new();
+    let spec = Bulk {
+        count: 20,
+        pages: 4,
+        page_len: 3_000,
+        image_len: 2_000,
+        video_every: 1000,
+        video_len: 1_000,
+    };
+    bulk_lessons(&w.join("src"), &spec, 1);
+    publisher.publish(&w.join("src"), &w.join("pkg"), 1);
+    let data = w.join("data");
+    let report = import_pkg(&data, &w.join("pkg"), &publisher.trusting()).expect("import");
+    assert_eq!(report.added.len(), 20);
+    let conn = rusqlite::Connection::open(data.join(dars::store::DB_FILE)).expect("open store");
+    let found = dars::store::search_index(&conn, "\"ders\"*", None, 100).expect("search");
+    assert_eq!(found.len(), 20, "every lesson is found by its title");
+    for hit in found {
+        let id = &hit.lesson.meta.id;
+        let files = dars::store::files_of(&conn, id).expect("files");
+        let alone = dars::store::lesson_text(&conn, &hit.lesson.meta.entry, &files);
+        assert!(alone.len() > 1000, "{id}: its pages have text");
+        assert_eq!(hit.body, alone, "{id}: the indexed text is the lesson's own");
+    }
+}
+
+#[test]
 fn imports_killed_at_random_points_leave_all_old_or_all_new() {
     let started = Instant::now();
     let work = tempfile::tempdir().expect("work");

@@ -816,6 +816,7 @@ pub(crate) fn commit(
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
+    let texts = lesson_texts(conn, manifests, dicts, last)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (id, (hash, bytes)) in dicts {
         store::put_dictionary(&tx, *id, *hash, bytes)?;
@@ -851,16 +852,7 @@ pub(crate) fn commit(
                 origin: m.origin.clone(),
                 seq,
                 part,
-                files: lesson
-                    .files
-                    .iter()
-                    .map(|f| FileEntry {
-                        path: f.path.clone(),
-                        hash: f.hash().unwrap_or(Hash([0; 32])),
-                        size: f.size,
-                        media_type: f.media_type.clone(),
-                    })
-                    .collect(),
+                files: file_entries(lesson),
             };
             let before = store::current_digest(&tx, &lesson.id)?;
             let old_part = store::part_of(&tx, &lesson.id)?;
@@ -869,7 +861,8 @@ pub(crate) fn commit(
                 report.unchanged.push(lesson.id.clone());
                 continue;
             }
-            report.dropped.extend(store::replace_lesson(&tx, &new)?);
+            let text = texts.get(lesson.id.as_str()).map(String::as_str);
+            report.dropped.extend(store::replace_lesson_with_text(&tx, &new, text)?);
             if let Some(old) = old_part.filter(|old| Some(*old) != part) {
                 stale_parts.push(old);
             }
@@ -892,6 +885,57 @@ pub(crate) fn commit(
     tx.commit()?;
     last.clear();
     Ok(())
+}
+
+fn file_entries(lesson: &ManifestLesson) -> Vec<FileEntry> {
+    lesson
+        .files
+        .iter()
+        .map(|f| FileEntry {
+            path: f.path.clone(),
+            hash: f.hash().unwrap_or(Hash([0; 32])),
+            size: f.size,
+            media_type: f.media_type.clone(),
+        })
+        .collect()
+}
+
+/// From this many lessons to index on, `commit` extracts their search text on every core
+/// before its transaction: one after another inside it, that was a quarter of a big import.
+const PARALLEL_TEXT_MIN: usize = 16;
+
+/// The search text of every lesson the manifests carry in full, by lesson id, read on every
+/// core through read-only connections; empty (each lesson then reads its own text inside the
+/// transaction) for a small update, whose last blobs then stay in the one transaction. For a
+/// big import the last blobs are committed first, so the other connections see them.
+fn lesson_texts<'m>(
+    conn: &mut Connection,
+    manifests: &'m [Verified],
+    dicts: &Dicts,
+    last: &mut Vec<StoredBlob>,
+) -> Result<HashMap<&'m str, String>, ServiceError> {
+    let lessons: Vec<&ManifestLesson> = manifests.iter().flat_map(|m| &m.lessons).collect();
+    let Some(path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) else {
+        return Ok(HashMap::new());
+    };
+    if lessons.len() < PARALLEL_TEXT_MIN {
+        return Ok(HashMap::new());
+    }
+    flush(conn, last, dicts)?;
+    Ok(lessons
+        .par_iter()
+        .map_init(
+            || store::open_reader(&path),
+            |reader, lesson| {
+                let reader = reader.as_ref().ok()?;
+                Some((
+                    lesson.id.as_str(),
+                    store::lesson_text(reader, &lesson.entry, &file_entries(lesson)),
+                ))
+            },
+        )
+        .flatten()
+        .collect())
 }
 
 impl From<PackageError> for ServiceError {
