@@ -6,6 +6,32 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::{Result, StoreError};
 
+/// The triggers that keep `blobs.refs`: made by migration 9, made again by 12 on the rebuilt
+/// `blobs` (a macro, so both migrations' SQL can include the one text).
+macro_rules! refs_triggers {
+    () => {
+        r"
+    CREATE TRIGGER files_use AFTER INSERT ON files BEGIN
+        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
+            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
+        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
+    END;
+    CREATE TRIGGER files_unuse AFTER DELETE ON files BEGIN
+        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
+    END;
+    CREATE TRIGGER files_reuse AFTER UPDATE OF hash ON files WHEN new.hash != old.hash BEGIN
+        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
+            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
+        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
+        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
+    END;
+    CREATE TRIGGER blobs_in_use BEFORE DELETE ON blobs WHEN old.refs > 0 BEGIN
+        SELECT RAISE(ABORT, 'a content still used by a lesson cannot be deleted');
+    END;
+    "
+    };
+}
+
 /// One migration: SQL run in one transaction, or code that commits its own steps (to move
 /// much data without one huge transaction) and sets the version in its last one.
 enum Step {
@@ -233,7 +259,7 @@ const MIGRATIONS: &[Step] = &[
     // index of every file's hash; files is rebuilt without its foreign key to blobs (which
     // needed that index to check each deleted blob) and the triggers keep what it guaranteed:
     // a file names a stored content, and a content in use is never deleted.
-    Step::Sql(
+    Step::Sql(concat!(
         r"
     ALTER TABLE blobs ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
     UPDATE blobs SET refs = used.n FROM (SELECT hash, count(*) AS n FROM files GROUP BY hash) AS used
@@ -250,25 +276,9 @@ const MIGRATIONS: &[Step] = &[
         SELECT lesson, path, hash, size, media_type FROM files;
     DROP TABLE files;
     ALTER TABLE files_new RENAME TO files;
-    CREATE TRIGGER files_use AFTER INSERT ON files BEGIN
-        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
-            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
-        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
-    END;
-    CREATE TRIGGER files_unuse AFTER DELETE ON files BEGIN
-        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
-    END;
-    CREATE TRIGGER files_reuse AFTER UPDATE OF hash ON files WHEN new.hash != old.hash BEGIN
-        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
-            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
-        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
-        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
-    END;
-    CREATE TRIGGER blobs_in_use BEFORE DELETE ON blobs WHEN old.refs > 0 BEGIN
-        SELECT RAISE(ABORT, 'a content still used by a lesson cannot be deleted');
-    END;
     ",
-    ),
+        refs_triggers!()
+    )),
     // 10: each lesson's sequence in a narrow table of its own: a new root moves the sequence of
     // every lesson it keeps, which rewrote every page of the wide lessons table (23 pages for
     // 312 lessons) and now rewrites one or two.
@@ -349,30 +359,16 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The triggers that keep `blobs.refs` (migration 9), and the one that deletes a blob's chunks
-/// with it (12), as they are from migration 12 on.
-const BLOB_TRIGGERS: &str = r"
-    CREATE TRIGGER files_use AFTER INSERT ON files BEGIN
-        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
-            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
-        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
-    END;
-    CREATE TRIGGER files_unuse AFTER DELETE ON files BEGIN
-        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
-    END;
-    CREATE TRIGGER files_reuse AFTER UPDATE OF hash ON files WHEN new.hash != old.hash BEGIN
-        SELECT RAISE(ABORT, 'a lesson file names a content that is not stored')
-            WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE hash = new.hash);
-        UPDATE blobs SET refs = refs + 1 WHERE hash = new.hash;
-        UPDATE blobs SET refs = refs - 1 WHERE hash = old.hash;
-    END;
-    CREATE TRIGGER blobs_in_use BEFORE DELETE ON blobs WHEN old.refs > 0 BEGIN
-        SELECT RAISE(ABORT, 'a content still used by a lesson cannot be deleted');
-    END;
+/// From migration 12 on: the `blobs.refs` triggers, and the one that deletes a blob's chunks
+/// with it.
+const BLOB_TRIGGERS: &str = concat!(
+    refs_triggers!(),
+    r"
     CREATE TRIGGER blobs_chunks AFTER DELETE ON blobs BEGIN
         DELETE FROM chunks WHERE id >= old.id << 24 AND id < (old.id + 1) << 24;
     END;
-";
+    "
+);
 
 /// Chunks moved per transaction by migration 12 (at most 64 MB): the WAL stays small and the
 /// pages each batch frees are reused by the next, so the file does not grow.

@@ -147,8 +147,8 @@ pub fn index_missing(conn: &mut Connection) -> Result<usize> {
 /// many: without this, one of the next small updates would rewrite them all. A small import
 /// leaves its one segment for that merge, which then only meets other small ones.
 pub fn settle_index(conn: &Connection, indexed: usize) -> Result<()> {
-    let lessons: i64 = conn.query_row("SELECT count(*) FROM lessons", [], |r| r.get(0))?;
-    if indexed >= MIN_SETTLE && i64::try_from(indexed).unwrap_or(i64::MAX) * 2 >= lessons {
+    let lessons = super::catalogue::count_lessons(conn)?;
+    if indexed >= MIN_SETTLE && u64::try_from(indexed).unwrap_or(u64::MAX).saturating_mul(2) >= lessons {
         conn.execute("INSERT INTO lesson_fts (lesson_fts) VALUES ('optimize')", [])?;
     }
     Ok(())
