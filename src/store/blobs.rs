@@ -346,6 +346,17 @@ fn insert_chunks(conn: &Connection, blob: i64, variant: Variant, first: usize, b
         Box::new(bytes.chunks(CHUNK_SIZE))
     };
     for (i, piece) in pieces.enumerate() {
+        // Beyond it a chunk's index would run into the variant's bits of its key.
+        if first + i > LAST_IDX as usize {
+            return Err(StoreError::Corrupt(
+                format!("blob {blob}"),
+                format!(
+                    "more than {} chunks ({} GiB): too large to store",
+                    LAST_IDX + 1,
+                    (LAST_IDX + 1) / 4096
+                ),
+            ));
+        }
         stmt.execute(params![chunk_key(blob, variant, first + i), piece])?;
     }
     Ok(())
@@ -781,6 +792,18 @@ mod tests {
             decompress(&zstd::bulk::compress(&a, 3).expect("plain"), a.len() as u64, None).expect("plain"),
             a
         );
+    }
+
+    #[test]
+    fn a_chunk_index_beyond_its_bits_is_refused_not_stored_under_another_variant() {
+        let conn = db();
+        let err = insert_chunks(&conn, 1, Variant::Raw, LAST_IDX as usize + 1, b"x").expect_err("too many chunks");
+        assert!(err.to_string().contains("too large"), "{err}");
+        insert_chunks(&conn, 1, Variant::Raw, LAST_IDX as usize, b"x").expect("the last index fits");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+            .expect("n");
+        assert_eq!(n, 1);
     }
 
     #[test]
