@@ -114,6 +114,67 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Log pages after which a commit checkpoints (SQLite's default; an import turns it off while
+/// a [`Checkpointer`] does the work and back to this after).
+pub const AUTOCHECKPOINT_PAGES: i64 = 1000;
+
+/// Copies a store's write-ahead log into its database from a thread of its own, each time
+/// [`Checkpointer::nudge`] is called, while the writer goes on appending to the log.
+///
+/// A big import writes every page twice (log, then database). SQLite's automatic checkpoint
+/// does the second write on the writer's thread after every commit, so the writer stopped
+/// for it (a third of a 200 MB import). A passive checkpoint never blocks the writer or a
+/// reader; one that cannot finish is simply taken up again by the next nudge or by the
+/// writer's own checkpoint once automatic checkpoints are back on.
+#[derive(Debug)]
+pub struct Checkpointer {
+    nudge: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread on its own read-write connection to the store file at `path`.
+    pub fn start(path: &Path) -> Result<Self> {
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("dars-checkpoint".to_owned())
+            .spawn(move || {
+                while nudged.recv().is_ok() {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!("background checkpoint failed (the import's own checkpoint will do it): {e}");
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+            })?;
+        Ok(Checkpointer {
+            nudge: Some(nudge),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a checkpoint of what the log holds now; a no-op while one is pending.
+    pub fn nudge(&self) {
+        if let Some(nudge) = &self.nudge {
+            let _ = nudge.try_send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    /// Waits for a checkpoint under way: the writer's next one then has little left to copy.
+    fn drop(&mut self) {
+        self.nudge = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A small pool of connections for the server's blocking readers. A `std::sync::Mutex` is
 /// right here: it is held only to push or pop a connection, never across an await.
 #[derive(Debug)]
@@ -162,4 +223,42 @@ pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nudged_checkpointer_copies_the_log_into_the_database() {
+        let dir = tempfile::tempdir().expect("dir");
+        let conn = open(dir.path()).expect("open");
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("no automatic checkpoints");
+        let db = dir.path().join(DB_FILE);
+        let size = || std::fs::metadata(&db).expect("database file").len();
+        let before = size();
+        conn.execute_batch(
+            "CREATE TABLE scratch (x BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO scratch SELECT randomblob(4000) FROM n;",
+        )
+        .expect("write 2 MB");
+        assert_eq!(size(), before, "the commit went into the database, not the log");
+
+        let checkpointer = Checkpointer::start(&db).expect("start");
+        checkpointer.nudge();
+        checkpointer.nudge(); // one already pending: not queued twice, never blocks
+        drop(checkpointer); // waits for the checkpoint asked for
+        assert!(
+            size() >= before + 500 * 4000,
+            "{} bytes: the log was not copied",
+            size()
+        );
+        let rows: i64 = open_reader(&db)
+            .expect("reader")
+            .query_row("SELECT count(*) FROM scratch", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 500);
+    }
 }

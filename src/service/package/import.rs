@@ -428,6 +428,7 @@ fn stream_raw(
     lesson: &str,
     file: &ManifestFile,
     part_size: u64,
+    after_commit: &dyn Fn(),
 ) -> Result<(), ServiceError> {
     let hash = file.hash().unwrap_or(Hash([0; 32]));
     let parts = part_count(file.stored_size, part_size);
@@ -451,6 +452,7 @@ fn stream_raw(
             since_commit += n as u64;
             if since_commit >= BATCH_BYTES {
                 tx.commit()?;
+                after_commit();
                 tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 since_commit = 0;
             }
@@ -606,6 +608,21 @@ pub fn import_package(
     Ok(report)
 }
 
+/// For an import of more than one batch: checkpoints on a thread of their own while the blobs
+/// are stored (the writer's automatic ones are off meanwhile). None for an update of a few
+/// contents, or when the thread cannot start: the writer then checkpoints as usual.
+fn background_checkpoints(conn: &Connection, needed: &[(&str, &ManifestFile)]) -> Option<store::Checkpointer> {
+    if needed.iter().map(|(_, f)| f.stored_size).sum::<u64>() < BATCH_BYTES {
+        return None;
+    }
+    let path = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from)?;
+    let checkpointer = store::Checkpointer::start(&path)
+        .inspect_err(|e| tracing::warn!("checkpoints stay on the import's thread: {e}"))
+        .ok()?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0).ok()?;
+    Some(checkpointer)
+}
+
 /// Refuses a package older than what is installed from the same publisher.
 pub(crate) fn check_sequences(
     conn: &Connection,
@@ -704,7 +721,8 @@ enum Step {
 /// read groups of blobs, decode and hash them; this thread writes each checked group into
 /// SQLite while the next group is being read. A bounded channel keeps memory flat. The last
 /// batch (all of a small update) is returned for `commit` to write in its own transaction:
-/// a page its blobs share with the lessons' rows is then written once.
+/// a page its blobs share with the lessons' rows is then written once. For a big import a
+/// third thread copies the log into the database after each batch (`background_checkpoints`).
 fn store_blobs(
     conn: &mut Connection,
     root: &Path,
@@ -714,8 +732,19 @@ fn store_blobs(
     progress: &Progress,
     report: &mut PackageReport,
 ) -> Result<Vec<StoredBlob>, ServiceError> {
+    let checkpointer = background_checkpoints(conn, needed);
+    let after_commit = || {
+        if let Some(c) = &checkpointer {
+            c.nudge();
+        }
+    };
+    let flush = |conn: &mut Connection, batch: &mut Vec<StoredBlob>| {
+        flush(conn, batch, dicts)?;
+        after_commit();
+        Ok::<_, ServiceError>(())
+    };
     let is_large = |file: &ManifestFile| file.encoding == Encoding::Raw && file.size > MAX_TEXT;
-    std::thread::scope(|scope| {
+    let stored = std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Step, PackageError>>(2);
         scope.spawn(move || {
             let mut index = 0;
@@ -758,10 +787,10 @@ fn store_blobs(
             match step? {
                 Step::Large(index) => {
                     let (lesson, file) = needed[index];
-                    flush(conn, &mut batch, dicts)?;
+                    flush(conn, &mut batch)?;
                     batch_bytes = 0;
                     progress.set_current(lesson);
-                    stream_raw(conn, root, lesson, file, part_size)?;
+                    stream_raw(conn, root, lesson, file, part_size, &after_commit)?;
                     report.blobs_written += 1;
                     report.bytes_read += file.stored_size;
                     progress.add_bytes(file.stored_size);
@@ -777,14 +806,19 @@ fn store_blobs(
                         progress.item_done();
                     }
                     if batch_bytes >= BATCH_BYTES {
-                        flush(conn, &mut batch, dicts)?;
+                        flush(conn, &mut batch)?;
                         batch_bytes = 0;
                     }
                 }
             }
         }
         Ok(batch)
-    })
+    });
+    if checkpointer.is_some() {
+        drop(checkpointer);
+        conn.pragma_update(None, "wal_autocheckpoint", store::AUTOCHECKPOINT_PAGES)?;
+    }
+    stored
 }
 
 pub(crate) fn flush(
@@ -793,8 +827,11 @@ pub(crate) fn flush(
     dicts: &HashMap<u32, (Hash, Vec<u8>)>,
 ) -> Result<(), ServiceError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut dicts_put = HashSet::new();
     for blob in batch.iter() {
+        // Its dictionary first (once a batch: binding it copies all its bytes).
         if blob.dict_id != 0
+            && dicts_put.insert(blob.dict_id)
             && let Some((hash, bytes)) = dicts.get(&blob.dict_id)
         {
             store::put_dictionary(&tx, blob.dict_id, *hash, bytes)?;
@@ -816,7 +853,28 @@ pub(crate) fn commit(
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
-    let texts = lesson_texts(conn, manifests, dicts, last)?;
+    let lessons: Vec<&ManifestLesson> = manifests.iter().flat_map(|m| &m.lessons).collect();
+    let store_path = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+    let readers = store_path.filter(|_| lessons.len() >= PARALLEL_TEXT_MIN);
+    if readers.is_some() {
+        // The other connections see only committed blobs.
+        flush(conn, last, dicts)?;
+    }
+    std::thread::scope(|scope| {
+        let mut texts = LessonTexts::start(scope, readers.as_deref(), &lessons);
+        write_lessons(conn, manifests, dicts, last, report, &mut texts)
+    })
+}
+
+/// `commit`'s transaction, given the lessons' search texts as they come.
+fn write_lessons(
+    conn: &mut Connection,
+    manifests: &[Verified],
+    dicts: &Dicts,
+    last: &mut Vec<StoredBlob>,
+    report: &mut PackageReport,
+    texts: &mut LessonTexts<'_>,
+) -> Result<(), ServiceError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (id, (hash, bytes)) in dicts {
         store::put_dictionary(&tx, *id, *hash, bytes)?;
@@ -861,8 +919,10 @@ pub(crate) fn commit(
                 report.unchanged.push(lesson.id.clone());
                 continue;
             }
-            let text = texts.get(lesson.id.as_str()).map(String::as_str);
-            report.dropped.extend(store::replace_lesson_with_text(&tx, &new, text)?);
+            let text = texts.take(&lesson.id);
+            report
+                .dropped
+                .extend(store::replace_lesson_with_text(&tx, &new, text.as_deref())?);
             if let Some(old) = old_part.filter(|old| Some(*old) != part) {
                 stale_parts.push(old);
             }
@@ -900,42 +960,78 @@ fn file_entries(lesson: &ManifestLesson) -> Vec<FileEntry> {
         .collect()
 }
 
-/// From this many lessons to index on, `commit` extracts their search text on every core
-/// before its transaction: one after another inside it, that was a quarter of a big import.
+/// From this many lessons to index on, `commit` extracts their search text on other threads
+/// while its transaction inserts the lessons: one after another inside it, that was a quarter
+/// of a big import.
 const PARALLEL_TEXT_MIN: usize = 16;
 
-/// The search text of every lesson the manifests carry in full, by lesson id, read on every
-/// core through read-only connections; empty (each lesson then reads its own text inside the
-/// transaction) for a small update, whose last blobs then stay in the one transaction. For a
-/// big import the last blobs are committed first, so the other connections see them.
-fn lesson_texts<'m>(
-    conn: &mut Connection,
-    manifests: &'m [Verified],
-    dicts: &Dicts,
-    last: &mut Vec<StoredBlob>,
-) -> Result<HashMap<&'m str, String>, ServiceError> {
-    let lessons: Vec<&ManifestLesson> = manifests.iter().flat_map(|m| &m.lessons).collect();
-    let Some(path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) else {
-        return Ok(HashMap::new());
-    };
-    if lessons.len() < PARALLEL_TEXT_MIN {
-        return Ok(HashMap::new());
+/// The search texts of a big import's lessons, extracted in lesson order by threads with
+/// read-only connections of their own while the writer inserts the lessons: it takes each
+/// text when it reaches that lesson. Empty for a small update (each lesson then reads its own
+/// text inside the transaction, so its last blobs can stay in that one transaction).
+struct LessonTexts<'m> {
+    ready: HashMap<&'m str, String>,
+    incoming: Option<std::sync::mpsc::Receiver<(&'m str, String)>>,
+}
+
+impl<'m> LessonTexts<'m> {
+    /// Starts one extracting thread per core on the store file at `store`, if given.
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        store: Option<&'scope Path>,
+        lessons: &'scope [&'m ManifestLesson],
+    ) -> Self
+    where
+        'm: 'scope,
+    {
+        let Some(path) = store else {
+            return LessonTexts {
+                ready: HashMap::new(),
+                incoming: None,
+            };
+        };
+        let (sender, incoming) = std::sync::mpsc::channel();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        for _ in 0..threads {
+            let (sender, next) = (sender.clone(), next.clone());
+            scope.spawn(move || {
+                let reader = match store::open_reader(path) {
+                    Ok(reader) => reader,
+                    Err(e) => return tracing::warn!("search text is read inside the import's transaction: {e}"),
+                };
+                loop {
+                    let Some(lesson) = lessons.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) else {
+                        return;
+                    };
+                    let text = store::lesson_text(&reader, &lesson.entry, &file_entries(lesson));
+                    // The writer has stopped (an error) when the channel is closed.
+                    if sender.send((lesson.id.as_str(), text)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        LessonTexts {
+            ready: HashMap::new(),
+            incoming: Some(incoming),
+        }
     }
-    flush(conn, last, dicts)?;
-    Ok(lessons
-        .par_iter()
-        .map_init(
-            || store::open_reader(&path),
-            |reader, lesson| {
-                let reader = reader.as_ref().ok()?;
-                Some((
-                    lesson.id.as_str(),
-                    store::lesson_text(reader, &lesson.entry, &file_entries(lesson)),
-                ))
-            },
-        )
-        .flatten()
-        .collect())
+
+    /// The text of lesson `id`, waiting for it if it is being extracted. None when no thread
+    /// extracted it: the lesson's own transaction then reads it.
+    fn take(&mut self, id: &str) -> Option<String> {
+        if let Some(text) = self.ready.remove(id) {
+            return Some(text);
+        }
+        for (got, text) in self.incoming.as_ref()? {
+            if got == id {
+                return Some(text);
+            }
+            self.ready.insert(got, text);
+        }
+        None
+    }
 }
 
 impl From<PackageError> for ServiceError {
