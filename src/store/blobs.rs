@@ -593,7 +593,7 @@ thread_local! {
 const CACHED_DICTS: usize = 4;
 
 fn cached_dictionary(conn: &Connection, zstd_id: u32) -> Option<Rc<[u8]>> {
-    let path = conn.path()?;
+    let path = super::file_of(conn)?;
     DICTS.with(|d| {
         d.borrow()
             .iter()
@@ -603,7 +603,7 @@ fn cached_dictionary(conn: &Connection, zstd_id: u32) -> Option<Rc<[u8]>> {
 }
 
 fn remember_dictionary(conn: &Connection, zstd_id: u32, bytes: &[u8]) {
-    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+    let Some(path) = super::file_of(conn) else {
         return;
     };
     DICTS.with(|d| {

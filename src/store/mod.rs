@@ -102,6 +102,11 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The file a connection's store lives in; None for an in-memory database (tests).
+pub fn file_of(conn: &Connection) -> Option<&str> {
+    conn.path().filter(|p| !p.is_empty())
+}
+
 /// A connection that only reads an existing, migrated store (for work spread over threads).
 pub fn open_reader(path: &Path) -> Result<Connection> {
     let conn =

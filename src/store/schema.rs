@@ -473,6 +473,17 @@ mod tests {
     use super::*;
     use rusqlite::params;
 
+    /// Brings an empty store to version `n` as a build of that version would (SQL steps only).
+    fn apply_old_migrations(conn: &Connection, n: usize) {
+        for (i, step) in MIGRATIONS.iter().take(n).enumerate() {
+            let Step::Sql(sql) = step else {
+                unreachable!("migration {} is code, not SQL", i + 1)
+            };
+            conn.execute_batch(sql).expect("old migration");
+            conn.pragma_update(None, "user_version", i + 1).expect("version");
+        }
+    }
+
     #[test]
     fn migrating_twice_is_a_no_op() {
         let mut conn = Connection::open_in_memory().expect("memory db");
@@ -491,13 +502,7 @@ mod tests {
     #[test]
     fn manifests_of_a_version_3_store_survive_the_move_to_their_own_table() {
         let mut conn = Connection::open_in_memory().expect("memory db");
-        for (i, step) in MIGRATIONS.iter().take(3).enumerate() {
-            let Step::Sql(sql) = step else {
-                unreachable!("the first migrations are SQL")
-            };
-            conn.execute_batch(sql).expect("old migration");
-            conn.pragma_update(None, "user_version", i + 1).expect("version");
-        }
+        apply_old_migrations(&conn, 3);
         let json = br#"{"seq":7,"lessons":[{"id":"a"}]}"#.repeat(40);
         let packed = zstd::bulk::compress(&json, 9).expect("zstd");
         let plain = br#"{"seq":3}"#.to_vec();
@@ -532,13 +537,7 @@ mod tests {
         use crate::store::{Variant, blob_info, read_raw, read_variant, verify_blob};
         let mut conn = Connection::open_in_memory().expect("memory db");
         conn.pragma_update(None, "foreign_keys", "ON").expect("fk");
-        for (i, step) in MIGRATIONS.iter().take(11).enumerate() {
-            let Step::Sql(sql) = step else {
-                unreachable!("migrations 1-11 are SQL")
-            };
-            conn.execute_batch(sql).expect("old migration");
-            conn.pragma_update(None, "user_version", i + 1).expect("version");
-        }
+        apply_old_migrations(&conn, 11);
         // The layout of version 11: chunks by (hash, variant, idx). A raw blob of three chunks,
         // a text blob with zstd and gzip variants, written interleaved as a sync and the
         // variant worker would.

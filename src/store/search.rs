@@ -57,8 +57,7 @@ fn unpack_text(value: rusqlite::types::ValueRef<'_>) -> String {
     }
 }
 
-/// The visible text of a lesson's HTML pages, the entry page first.
-/// The visible text of a lesson's pages, entry first, as its search index holds it.
+/// The visible text of a lesson's HTML pages, the entry page first, as its search index holds it.
 pub fn lesson_text(conn: &Connection, entry: &str, files: &[FileEntry]) -> String {
     let mut pages: Vec<&FileEntry> = files
         .iter()

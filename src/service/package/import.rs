@@ -615,8 +615,7 @@ fn background_checkpoints(conn: &Connection, needed: &[(&str, &ManifestFile)]) -
     if needed.iter().map(|(_, f)| f.stored_size).sum::<u64>() < BATCH_BYTES {
         return None;
     }
-    let path = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from)?;
-    let checkpointer = store::Checkpointer::start(&path)
+    let checkpointer = store::Checkpointer::start(Path::new(store::file_of(conn)?))
         .inspect_err(|e| tracing::warn!("checkpoints stay on the import's thread: {e}"))
         .ok()?;
     conn.pragma_update(None, "wal_autocheckpoint", 0).ok()?;
@@ -854,8 +853,9 @@ pub(crate) fn commit(
 ) -> Result<(), ServiceError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     let lessons: Vec<&ManifestLesson> = manifests.iter().flat_map(|m| &m.lessons).collect();
-    let store_path = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
-    let readers = store_path.filter(|_| lessons.len() >= PARALLEL_TEXT_MIN);
+    let readers = store::file_of(conn)
+        .filter(|_| lessons.len() >= PARALLEL_TEXT_MIN)
+        .map(PathBuf::from);
     if readers.is_some() {
         // The other connections see only committed blobs.
         flush(conn, last, dicts)?;
