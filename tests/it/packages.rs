@@ -1744,8 +1744,8 @@ fn copy_store(from: &Path, to: &Path) {
 
 #[test]
 fn a_big_import_indexes_each_lesson_with_the_text_it_would_read_alone() {
-    // From 16 lessons on, the import extracts their search text on every core before its
-    // transaction; it must be exactly what a lesson indexed on its own gets.
+    // From 16 lessons on, the import extracts their search text on other threads while its
+    // transaction inserts the lessons; it must be exactly what a lesson indexed on its own gets.
     let work = tempfile::tempdir().expect("work");
     let w = work.path();
     let publisher = Publisher::new();
@@ -2234,7 +2234,12 @@ fn a_stick_pulled_out_during_an_import_changes_nothing() {
     assert!(error.contains("nothing was changed"), "{error}");
     assert_eq!(snapshot(&data), before, "an unreadable blob changed the store");
 
-    // A copy of the stick as it was imports completely.
+    // A copy of the stick as it was imports completely; v1 came days ago, so the contents
+    // only it used are removed, and the technician is told so.
+    let conn = rusqlite::Connection::open(data.join(dars::store::DB_FILE)).expect("open store");
+    conn.execute("UPDATE blobs SET added_at = added_at - 2 * 86400", [])
+        .expect("age");
+    drop(conn);
     let out = run_ok(
         dars()
             .arg("--data")
@@ -2245,6 +2250,7 @@ fn a_stick_pulled_out_during_an_import_changes_nothing() {
             .arg(&pristine),
     );
     assert!(out.contains(&format!("{} updated", v2.len())), "{out}");
+    assert!(out.contains("no longer used removed"), "{out}");
     assert_stored(&data, &v2);
     let out = run_ok(dars().arg("--data").arg(&data).arg("verify"));
     assert!(out.starts_with("ok"), "{out}");
@@ -2646,7 +2652,7 @@ fn an_update_reads_only_the_parts_of_the_lessons_that_changed() {
         }
     }
     // Version 1 came days ago: its contents are past the hour's grace, so the update also
-    // deletes the entry page it replaced (in its own transaction), and only that.
+    // deletes the entry page it replaced (in the transaction that shows the new one), and only that.
     let old_entry = Hash::of(&v1[changed]["index.html"]);
     let conn = rusqlite::Connection::open(data.join(dars::store::DB_FILE)).expect("open store");
     conn.execute("UPDATE blobs SET added_at = added_at - 2 * 86400", [])
