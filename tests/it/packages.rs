@@ -2170,9 +2170,10 @@ fn a_stick_pulled_out_during_an_import_changes_nothing() {
     let w = work.path();
     let publisher = Publisher::new();
     // Large enough for several of the import's parallel read groups (16 MB each), so the
-    // stick goes away between groups, with more still to read.
+    // stick goes away between groups, with more still to read, and for more than one 32 MB
+    // batch, so the import's background checkpoints are running when it fails.
     let spec = Bulk {
-        count: 60,
+        count: 70,
         pages: 6,
         page_len: 25_000,
         image_len: 500_000,
