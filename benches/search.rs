@@ -249,7 +249,7 @@ impl Vocab {
             for page in std::fs::read_dir(&dir).expect("lesson dir") {
                 let path = page.expect("entry").path();
                 if path.extension().is_some_and(|e| e == "html") {
-                    let text = visible_text(&std::fs::read(&path).expect("page"), 1_000_000);
+                    let text = visible_text(&std::fs::read(&path).expect("page"), 1_000_000).text;
                     let words = counts.entry(language.clone()).or_default();
                     for word in text
                         .split(|c: char| !c.is_alphabetic())

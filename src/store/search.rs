@@ -77,11 +77,17 @@ pub fn lesson_text(conn: &Connection, entry: &str, files: &[FileEntry]) -> Strin
         match raw {
             Ok(raw) => {
                 let page_text = visible_text(&raw, left - 1);
-                if !page_text.is_empty() {
+                if !page_text.text.is_empty() {
                     if !text.is_empty() {
                         text.push(' ');
                     }
-                    text.push_str(&page_text);
+                    text.push_str(&page_text.text);
+                }
+                // Full: the pages after this one are not read at all (before, each of them was
+                // read and decompressed whole for a word that might fit in the last few
+                // characters: half of a big import's HTML, for nothing a search would miss).
+                if page_text.cut {
+                    break;
                 }
             }
             Err(e) => tracing::warn!("{} is left out of the search index: {e}", page.path),
@@ -221,7 +227,7 @@ mod tests {
 
     use super::*;
     use crate::lesson::LessonMeta;
-    use crate::store::{NewLesson, Origin, migrate, prepare_blob, remove_lesson, replace_lesson, write_blob};
+    use crate::store::{Hash, NewLesson, Origin, migrate, prepare_blob, remove_lesson, replace_lesson, write_blob};
     use crate::text::{Combine, fts_query, query_words};
 
     fn store() -> Connection {
@@ -362,6 +368,41 @@ mod tests {
             .expect("age");
         assert_eq!(index_missing(&mut conn).expect("rebuild"), 2);
         assert_eq!(ids(&conn, "muellim", None), ["b"]);
+    }
+
+    #[test]
+    fn a_full_text_reads_no_further_page() {
+        let conn = store();
+        // The entry page alone fills the text, cut at a word break 6 characters short (14,285
+        // words of 6 letters and their spaces).
+        let long: String = "sözlər ".repeat(MAX_TEXT_CHARS / 7 + 10);
+        let entry = prepare_blob(format!("<p>{long}</p>").into_bytes(), true, 3).expect("blob");
+        write_blob(&conn, &entry).expect("write");
+        // A later page whose short word would fit in what is left, and one that is not stored
+        // at all: neither is read.
+        let short = prepare_blob(b"<p>ab</p>".to_vec(), true, 3).expect("blob");
+        write_blob(&conn, &short).expect("write");
+        let page = |path: &str, hash| FileEntry {
+            path: path.to_owned(),
+            hash,
+            size: 10,
+            media_type: "text/html".to_owned(),
+        };
+        let files = [
+            page("index.html", entry.hash),
+            page("more.html", short.hash),
+            page("missing.html", Hash::of(b"not stored")),
+        ];
+        let text = lesson_text(&conn, "index.html", &files);
+        assert_eq!(text.chars().count(), MAX_TEXT_CHARS - 6);
+        assert!(
+            text.ends_with("sözlər"),
+            "{:?}",
+            text.chars().rev().take(10).collect::<String>()
+        );
+        // Without the entry page the others are read: the short word, and the missing page
+        // left out.
+        assert_eq!(lesson_text(&conn, "index.html", &files[1..]), "ab");
     }
 
     #[test]

@@ -16,13 +16,22 @@ const INLINE: &[&[u8]] = &[
     b"samp", b"small", b"span", b"strong", b"sub", b"sup", b"time", b"u", b"var", b"wbr",
 ];
 
+/// The text of an HTML page as a reader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisibleText {
+    pub text: String,
+    /// The limit cut the text short: the page has more to read than `text`.
+    pub cut: bool,
+}
+
 /// The text of `html` as a reader sees it, at most `limit` characters (cut at a word break).
-pub fn visible_text(html: &[u8], limit: usize) -> String {
+pub fn visible_text(html: &[u8], limit: usize) -> VisibleText {
     let mut emitter = DefaultEmitter::default();
     emitter.naively_switch_states(true);
     let mut out = Text::new(limit);
     // Counts open hidden elements; `head` may hold `title`, so this is a depth, not a flag.
     let mut hidden = 0usize;
+    let mut cut = false;
     for token in Tokenizer::new_with_emitter(html, emitter) {
         let Ok(token) = token;
         match token {
@@ -42,11 +51,17 @@ pub fn visible_text(html: &[u8], limit: usize) -> String {
                     out.space();
                 }
             }
-            Token::String(text) if hidden == 0 && !out.push(&String::from_utf8_lossy(&text)) => break,
+            Token::String(text) if hidden == 0 && !out.push(&String::from_utf8_lossy(&text)) => {
+                cut = true;
+                break;
+            }
             _ => {}
         }
     }
-    out.finish()
+    VisibleText {
+        text: out.finish(),
+        cut,
+    }
 }
 
 /// Text being gathered: runs of white space become one space.
@@ -108,7 +123,7 @@ mod tests {
     use super::*;
 
     fn text(html: &str) -> String {
-        visible_text(html.as_bytes(), 10_000)
+        visible_text(html.as_bytes(), 10_000).text
     }
 
     #[test]
@@ -135,7 +150,12 @@ mod tests {
 
     #[test]
     fn the_limit_cuts_at_a_word_break() {
-        assert_eq!(visible_text(b"<p>alpha beta gamma</p>", 12), "alpha beta");
-        assert_eq!(visible_text(b"<p>alpha beta gamma</p>", 100), "alpha beta gamma");
+        let cut = visible_text(b"<p>alpha beta gamma</p>", 12);
+        assert_eq!((cut.text.as_str(), cut.cut), ("alpha beta", true));
+        let whole = visible_text(b"<p>alpha beta gamma</p>", 100);
+        assert_eq!((whole.text.as_str(), whole.cut), ("alpha beta gamma", false));
+        // Cut where a space would go: the words before it are whole, and it says so.
+        let at_space = visible_text(b"<p>alpha beta gamma</p>", 11);
+        assert_eq!((at_space.text.as_str(), at_space.cut), ("alpha beta", true));
     }
 }
