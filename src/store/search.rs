@@ -15,7 +15,7 @@ const MAX_TEXT_CHARS: usize = 100_000;
 const MAX_HTML_BYTES: u64 = 4 * 1024 * 1024;
 /// Bump when the text extraction or folding changes: stores indexed by an older rule are
 /// indexed again on open.
-const INDEX_VERSION: &str = "1";
+const INDEX_VERSION: &str = "2";
 const INDEX_VERSION_KEY: &str = "search_index_version";
 
 /// bm25 weights of the title, summary and text columns: a word in the title counts most.

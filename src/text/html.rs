@@ -10,6 +10,9 @@ use html5gum::{Span, Tokenizer};
 
 /// Elements whose contents a reader never sees as text.
 const HIDDEN: &[&[u8]] = &[b"script", b"style", b"template", b"noscript", b"title", b"head"];
+/// Of those, the ones whose contents the tokenizer reads as raw text up to their end tag, even
+/// when the start tag says it closes itself (`<script src="a.js"/>`: browsers ignore the `/`).
+const RAW_TEXT: &[&[u8]] = &[b"script", b"style", b"noscript", b"title"];
 
 /// Elements that run inside a line: no word break at their tags (`H<sub>2</sub>O`).
 const INLINE: &[&[u8]] = &[
@@ -41,9 +44,10 @@ pub fn visible_text(html: &[u8], limit: usize) -> VisibleText {
             CallbackEvent::OpenStartTag { name } => start_tag = Some(name.to_vec()),
             CallbackEvent::CloseStartTag { self_closing } => {
                 let name = start_tag.take().unwrap_or_default();
-                if HIDDEN.contains(&name.as_slice()) && !self_closing {
+                let name = name.as_slice();
+                if HIDDEN.contains(&name) && (!self_closing || RAW_TEXT.contains(&name)) {
                     hidden += 1;
-                } else if !INLINE.contains(&name.as_slice()) {
+                } else if !INLINE.contains(&name) {
                     out.space();
                 }
             }
@@ -154,6 +158,13 @@ mod tests {
         assert_eq!(text("<script>never closed"), "");
         // A start tag that never ends is no tag.
         assert_eq!(text("<p>first<b"), "first");
+        // A script that "closes itself" still runs to its end tag, as in a browser; a head
+        // that does hides nothing.
+        assert_eq!(
+            text("<p>one</p><script src=\"a.js\"/>x = '<p>no</p>';</script><p>two</p>"),
+            "one two"
+        );
+        assert_eq!(text("<head/><p>seen</p>"), "seen");
     }
 
     #[test]
