@@ -266,8 +266,20 @@ pub fn all_blobs(conn: &Connection) -> Result<Vec<BlobInfo>> {
 /// Writes a prepared blob in the caller's transaction. Returns false when it was already
 /// stored (a duplicate write is success).
 pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
-    if blob_exists(conn, blob.hash)? {
-        return Ok(false);
+    // One lookup, and statements prepared once per connection: a big import writes 14,000
+    // blobs on the one thread that can write, so each per-blob step counts.
+    let complete: Option<bool> = conn
+        .prepare_cached("SELECT complete FROM blobs WHERE hash = ?1")?
+        .query_row([&blob.hash.0[..]], |r| r.get(0))
+        .optional()?;
+    match complete {
+        Some(true) => return Ok(false),
+        // A half-written blob left by a killed import is replaced whole (its chunks go with it).
+        Some(false) => {
+            conn.prepare_cached("DELETE FROM blobs WHERE hash = ?1 AND complete = 0")?
+                .execute([&blob.hash.0[..]])?;
+        }
+        None => {}
     }
     let len_of = |variant| {
         blob.variants
@@ -275,8 +287,6 @@ pub fn write_blob(conn: &Connection, blob: &StoredBlob) -> Result<bool> {
             .find(|(v, _)| *v == variant)
             .map(|(_, b)| b.len() as u64)
     };
-    // A half-written blob left by a killed import is replaced whole (its chunks go with it).
-    conn.execute("DELETE FROM blobs WHERE hash = ?1", [&blob.hash.0[..]])?;
     conn.prepare_cached(
         "INSERT INTO blobs (hash, size, storage, zstd_size, gzip_size, complete, added_at, dict_id)
          VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
@@ -831,6 +841,30 @@ mod tests {
         writer.finish(&conn).expect("finish");
         let info = blob_info(&conn, hash).expect("info");
         assert_eq!(verify_blob(&conn, &info).expect("verify"), None);
+    }
+
+    #[test]
+    fn a_half_written_blob_is_replaced_whole_and_a_complete_one_kept() {
+        let conn = db();
+        let raw = vec![9u8; 2 * CHUNK_SIZE + 10];
+        let hash = Hash::of(&raw);
+        // A killed import's leftover: two chunks of the blob, incomplete.
+        let mut writer = BlobWriter::start(&conn, hash, raw.len() as u64).expect("start");
+        writer.write(&conn, &raw[..2 * CHUNK_SIZE]).expect("write");
+        let chunks = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(chunks(&conn), 2);
+        let blob = prepare_blob(raw.clone(), false, 3).expect("prepare");
+        assert!(write_blob(&conn, &blob).expect("write"));
+        assert_eq!(chunks(&conn), 3, "the leftover's chunks went with it");
+        let info = blob_info(&conn, hash).expect("info");
+        assert_eq!(verify_blob(&conn, &info).expect("verify"), None);
+        assert_eq!(read_raw(&conn, &info).expect("read"), raw);
+        // Written again: already there, nothing changes.
+        assert!(!write_blob(&conn, &blob).expect("again"));
+        assert_eq!(chunks(&conn), 3);
     }
 
     #[test]
