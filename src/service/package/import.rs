@@ -852,7 +852,17 @@ pub(crate) fn commit(
     report: &mut PackageReport,
 ) -> Result<(), ServiceError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
-    let lessons: Vec<&ManifestLesson> = manifests.iter().flat_map(|m| &m.lessons).collect();
+    // Only the lessons the transaction will replace need a text: an export or a peer carries
+    // every local lesson in full, most of them unchanged. (Read before the transaction, as a
+    // hint: the transaction decides again, and reads any text it was not given.)
+    let mut lessons = Vec::new();
+    for m in manifests {
+        for lesson in &m.lessons {
+            if !stored_as_is(conn, &new_lesson(m, lesson))? {
+                lessons.push(lesson);
+            }
+        }
+    }
     let readers = store::file_of(conn)
         .filter(|_| lessons.len() >= PARALLEL_TEXT_MIN)
         .map(PathBuf::from);
@@ -904,14 +914,8 @@ fn write_lessons(
             report.unchanged.push(id.clone());
         }
         for lesson in &m.lessons {
-            let part = m.parts.get(&lesson.id).map(|(hash, _)| *hash);
-            let new = NewLesson {
-                meta: lesson.meta(),
-                origin: m.origin.clone(),
-                seq,
-                part,
-                files: file_entries(lesson),
-            };
+            let new = new_lesson(m, lesson);
+            let part = new.part;
             let before = store::current_digest(&tx, &lesson.id)?;
             let old_part = store::part_of(&tx, &lesson.id)?;
             if before == Some(new.digest()) && old_part == part {
@@ -945,6 +949,24 @@ fn write_lessons(
     tx.commit()?;
     last.clear();
     Ok(())
+}
+
+/// The lesson as the store will hold it, from manifest `m`.
+fn new_lesson(m: &Verified, lesson: &ManifestLesson) -> NewLesson {
+    NewLesson {
+        meta: lesson.meta(),
+        origin: m.origin.clone(),
+        seq: i64::try_from(m.seq).unwrap_or(i64::MAX),
+        part: m.parts.get(&lesson.id).map(|(hash, _)| *hash),
+        files: file_entries(lesson),
+    }
+}
+
+/// Whether the store's visible version of the lesson is `new` already, part and all: the
+/// import then only moves its sequence.
+fn stored_as_is(conn: &Connection, new: &NewLesson) -> Result<bool, ServiceError> {
+    Ok(store::current_digest(conn, &new.meta.id)? == Some(new.digest())
+        && store::part_of(conn, &new.meta.id)? == new.part)
 }
 
 fn file_entries(lesson: &ManifestLesson) -> Vec<FileEntry> {
