@@ -252,6 +252,8 @@ pub fn sync(
     opts: &SyncOptions,
     progress: &Progress,
 ) -> Result<SyncReport, ServiceError> {
+    // The store is read at random from here on, as in a package import.
+    let _reads = store::RandomReads::start(conn);
     let mut fetcher = Fetcher::new(url, opts)?;
     progress.set_current("package.json");
     let index_bytes = fetcher.get_all(INDEX_FILE)?;

@@ -4,6 +4,7 @@
 mod accounts;
 mod blobs;
 mod catalogue;
+mod readahead;
 mod schema;
 mod search;
 mod usage;
@@ -31,6 +32,7 @@ pub use catalogue::{
     prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson, replace_lesson,
     replace_lesson_with_text, set_seq, shelves, sync_results,
 };
+pub use readahead::{RandomReads, read_at_random_from_open};
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 pub use search::{Found, index_missing, lesson_text, search_index, settle_index};
 pub use usage::{UsageRow, add_usage, usage_between};
@@ -92,6 +94,7 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
         path: path.to_path_buf(),
         source,
     })?;
+    readahead::opened(path);
     conn.busy_timeout(Duration::from_secs(10))?;
     // WAL lets readers (phones) go on while an import writes; synchronous=FULL makes every
     // commit durable before it returns, so a power cut never loses a committed lesson.

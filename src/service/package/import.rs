@@ -586,6 +586,8 @@ pub fn import_package(
     opts: &ImportPackageOptions,
     progress: &Progress,
 ) -> Result<PackageReport, ServiceError> {
+    // The store is read at random from here on (see `store::RandomReads`).
+    let _reads = store::RandomReads::start(conn);
     let index = read_index(root)?;
     let mut read = |rel: &str| read_file(root, rel);
     let manifests = verify_manifests(&index, &mut read, &opts.trusted, false, &stored_parts(conn))?;
