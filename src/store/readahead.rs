@@ -31,9 +31,12 @@ impl RandomReads {
         }
     }
 
-    /// Advises the kernel for `file`, on the descriptors open on it now.
+    /// Advises the kernel for `file`, on the descriptors open on it now (already done as
+    /// they opened after [`read_at_random_from_open`]).
     pub fn on_file(file: &Path) -> Self {
-        advise_random(file);
+        if !FROM_OPEN.load(Ordering::Relaxed) {
+            advise_random(file);
+        }
         RandomReads {
             file: Some(file.to_path_buf()),
         }
