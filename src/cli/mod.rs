@@ -255,7 +255,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn open(config: &Config) -> anyhow::Result<Library> {
-    Library::open(&config.data).with_context(|| format!("cannot open the store in {}", config.data.display()))
+    open_with(config, crate::store::Reads::AsUsual)
+}
+
+/// [`open`] for a command whose reads of the store are random from the first one.
+pub(crate) fn open_with(config: &Config, reads: crate::store::Reads) -> anyhow::Result<Library> {
+    Library::open_with(&config.data, reads)
+        .with_context(|| format!("cannot open the store in {}", config.data.display()))
 }
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {

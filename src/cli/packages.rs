@@ -146,8 +146,7 @@ pub fn import(config: &Config, path: &Path, check: bool, allow_downgrade: bool) 
         return verify_package(path, &trusted, &progress, started);
     }
     // This process only imports: its reads of the store are random from the first one.
-    crate::store::read_at_random_from_open();
-    let library = super::open(config)?;
+    let library = super::open_with(config, crate::store::Reads::Random)?;
     let opts = ImportPackageOptions {
         trusted,
         allow_downgrade,
@@ -210,8 +209,7 @@ fn verify_package(
 pub fn sync(config: &Config, url: &str, max_rate: Option<u64>, allow_downgrade: bool) -> anyhow::Result<ExitCode> {
     let trusted = trusted(config)?;
     // This process only syncs: its reads of the store are random from the first one.
-    crate::store::read_at_random_from_open();
-    let library = super::open(config)?;
+    let library = super::open_with(config, crate::store::Reads::Random)?;
     let opts = crate::service::sync::SyncOptions {
         package: ImportPackageOptions {
             trusted,

@@ -210,7 +210,12 @@ impl Library {
     /// Opens (creating or migrating) the store in `data_dir`.
     /// Lessons stored before search existed are indexed here, once.
     pub fn open(data_dir: &Path) -> Result<Self, ServiceError> {
-        let pool = Pool::open(data_dir)?;
+        Self::open_with(data_dir, store::Reads::AsUsual)
+    }
+
+    /// [`Library::open`] whose store connections read their file as `reads` says.
+    pub fn open_with(data_dir: &Path, reads: store::Reads) -> Result<Self, ServiceError> {
+        let pool = Pool::open_with(data_dir, reads)?;
         let indexed = pool.with(store::index_missing)?;
         if indexed > 0 {
             tracing::info!("indexed {indexed} lessons for search");

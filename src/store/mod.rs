@@ -32,7 +32,7 @@ pub use catalogue::{
     prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson, replace_lesson,
     replace_lesson_with_text, set_seq, shelves, sync_results,
 };
-pub use readahead::{RandomReads, read_at_random_from_open};
+pub use readahead::{RandomReads, Reads};
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
 pub use search::{Found, index_missing, lesson_text, search_index, settle_index};
 pub use usage::{UsageRow, add_usage, usage_between};
@@ -74,27 +74,37 @@ pub const DB_FILE: &str = "dars.sqlite";
 
 /// Opens (creating if needed) the store in `data_dir` and brings its schema up to date.
 pub fn open(data_dir: &Path) -> Result<Connection> {
+    open_with(data_dir, Reads::AsUsual)
+}
+
+fn open_with(data_dir: &Path, reads: Reads) -> Result<Connection> {
     std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Open {
         path: data_dir.to_path_buf(),
         source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
     })?;
-    open_file(&data_dir.join(DB_FILE))
+    open_file_with(&data_dir.join(DB_FILE), reads)
 }
 
 /// Opens (creating if needed) the store file at `path` and brings its schema up to date.
 pub fn open_file(path: &Path) -> Result<Connection> {
-    let mut conn = connect(path, OpenFlags::default())?;
+    open_file_with(path, Reads::AsUsual)
+}
+
+fn open_file_with(path: &Path, reads: Reads) -> Result<Connection> {
+    let mut conn = connect(path, OpenFlags::default(), reads)?;
     migrate(&mut conn, path)?;
     Ok(conn)
 }
 
 /// Opens an existing, migrated store for reading and writing without running migrations.
-fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+fn connect(path: &Path, flags: OpenFlags, reads: Reads) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
         path: path.to_path_buf(),
         source,
     })?;
-    readahead::opened(path);
+    if reads == Reads::Random {
+        readahead::advise_random(path);
+    }
     conn.busy_timeout(Duration::from_secs(10))?;
     // WAL lets readers (phones) go on while an import writes; synchronous=FULL makes every
     // commit durable before it returns, so a power cut never loses a committed lesson.
@@ -143,7 +153,7 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Starts the thread on its own read-write connection to the store file at `path`.
     pub fn start(path: &Path) -> Result<Self> {
-        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE, Reads::AsUsual)?;
         let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
             .name("dars-checkpoint".to_owned())
@@ -189,15 +199,22 @@ impl Drop for Checkpointer {
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    reads: Reads,
 }
 
 impl Pool {
     /// Opens the store (migrating it) and keeps that first connection for reuse.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        let conn = open(data_dir)?;
+        Self::open_with(data_dir, Reads::AsUsual)
+    }
+
+    /// [`Pool::open`] for connections that read their file as `reads` says, from their start.
+    pub fn open_with(data_dir: &Path, reads: Reads) -> Result<Self> {
+        let conn = open_with(data_dir, reads)?;
         Ok(Pool {
             path: data_dir.join(DB_FILE),
             idle: Mutex::new(vec![conn]),
+            reads,
         })
     }
 
@@ -215,7 +232,7 @@ impl Pool {
             .pop();
         let mut conn = match taken {
             Some(conn) => conn,
-            None => connect(&self.path, OpenFlags::default())?,
+            None => connect(&self.path, OpenFlags::default(), self.reads)?,
         };
         let result = f(&mut conn);
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

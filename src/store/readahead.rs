@@ -10,7 +10,6 @@
 //! in order, and one read of many pages is what an old disk does best.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::Connection;
 
@@ -31,12 +30,9 @@ impl RandomReads {
         }
     }
 
-    /// Advises the kernel for `file`, on the descriptors open on it now (already done as
-    /// they opened after [`read_at_random_from_open`]).
+    /// Advises the kernel for `file`, on the descriptors open on it now.
     pub fn on_file(file: &Path) -> Self {
-        if !FROM_OPEN.load(Ordering::Relaxed) {
-            advise_random(file);
-        }
+        advise_random(file);
         RandomReads {
             file: Some(file.to_path_buf()),
         }
@@ -46,9 +42,6 @@ impl RandomReads {
 impl Drop for RandomReads {
     fn drop(&mut self) {
         let Some(file) = &self.file else { return };
-        if FROM_OPEN.load(Ordering::Relaxed) {
-            return;
-        }
         for fd in descriptors_of(file) {
             if let Err(e) = advise(fd, 0, 0, Advice::Normal) {
                 tracing::debug!("normal read-ahead advice on {}: {e}", file.display());
@@ -57,25 +50,20 @@ impl Drop for RandomReads {
     }
 }
 
-/// Whether every store connection this process opens reads at random from its start.
-static FROM_OPEN: AtomicBool = AtomicBool::new(false);
-
-/// Makes the store connections this process opens from now on read at random, from their
-/// first page: for a command that opens the store only to import or sync (its reads before
-/// the import proper, such as the schema check, would otherwise start read-ahead windows
-/// that the import then runs into). `dars serve` keeps read-ahead for its phones.
-pub fn read_at_random_from_open() {
-    FROM_OPEN.store(true, Ordering::Relaxed);
+/// How a store connection reads its file, from the moment it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reads {
+    /// With the kernel's read-ahead (`dars serve`: phones read a content's pages in order).
+    #[default]
+    AsUsual,
+    /// Only the pages asked for: for a command that opens the store only to import or sync.
+    /// Its reads before the import proper (the schema check) would otherwise start
+    /// read-ahead windows that the import then runs into.
+    Random,
 }
 
-/// Called as a connection to `file` opens.
-pub(super) fn opened(file: &Path) {
-    if FROM_OPEN.load(Ordering::Relaxed) {
-        advise_random(file);
-    }
-}
-
-fn advise_random(file: &Path) {
+/// Advises random reads on every descriptor this process has open on `file`.
+pub(super) fn advise_random(file: &Path) {
     let fds = descriptors_of(file);
     for fd in &fds {
         if let Err(e) = advise(*fd, 0, 0, Advice::Random) {
@@ -94,7 +82,7 @@ fn advise_random(file: &Path) {
 /// The bytes the kernel's first read of a file brings in (four pages of 4 KB).
 const HEAD_BYTES: i64 = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Advice {
     Normal,
     Random,
@@ -227,6 +215,52 @@ mod tests {
         );
         let after = walk(&file, 200, 264);
         assert!(after > 64 * PAGE, "read-ahead is back once dropped: {after} bytes");
+    }
+
+    /// A migrated store holding a 1 MB blob and, after it in the file, a 4 MB one, dropped
+    /// from the page cache.
+    fn cold_store() -> tempfile::TempDir {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&target).expect("target folder");
+        let dir = tempfile::tempdir_in(&target).expect("temp dir");
+        let conn = super::super::open(dir.path()).expect("store");
+        conn.execute_batch(
+            "CREATE TABLE t (b BLOB);
+             INSERT INTO t VALUES (randomblob(1048576));
+             INSERT INTO t VALUES (randomblob(4194304));",
+        )
+        .expect("blobs");
+        drop(conn); // the last connection: the log is copied into the database and removed
+        let file = std::fs::File::open(dir.path().join(super::super::DB_FILE)).expect("db");
+        file.sync_all().expect("sync");
+        advise(file.as_raw_fd(), 0, 0, Advice::DontNeed).expect("drop the store from the cache");
+        dir
+    }
+
+    /// What opening the store's pool and reading the 1 MB blob makes the kernel read.
+    fn open_and_read_first_blob(dir: &Path, reads: Reads) -> u64 {
+        let before = read_bytes();
+        let pool = super::super::Pool::open_with(dir, reads).expect("pool");
+        let blob: Vec<u8> = pool
+            .with(|c| Ok(c.query_row("SELECT b FROM t WHERE rowid = 1", [], |r| r.get(0))?))
+            .expect("blob");
+        assert_eq!(blob.len(), 1 << 20);
+        read_bytes() - before
+    }
+
+    #[test]
+    fn a_pool_opened_for_random_reads_reads_only_what_sqlite_asks_for() {
+        let random = open_and_read_first_blob(cold_store().path(), Reads::Random);
+        // The blob, the schema's and the migration check's pages, the header read twice.
+        assert!(
+            random <= (1 << 20) + 128 * 1024,
+            "opening and reading 1 MB read {random} bytes"
+        );
+        let usual = open_and_read_first_blob(cold_store().path(), Reads::AsUsual);
+        assert!(
+            usual > random,
+            "with read-ahead the kernel reads into the next blob ({usual} bytes, random: {random})"
+        );
     }
 
     #[test]
