@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::blobs::{BLOB_COLUMNS, BlobInfo, Hash, blob_from_row};
+use super::search::IndexText;
 use super::{Result, StoreError, now_secs};
 use crate::lesson::LessonMeta;
 
@@ -139,7 +140,20 @@ pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>
 
 /// `replace_lesson` with the lesson's search text when the caller has extracted it already
 /// (`search::lesson_text`, e.g. on several threads before the transaction).
-pub fn replace_lesson_with_text(conn: &Connection, lesson: &NewLesson, text: Option<&str>) -> Result<Vec<Hash>> {
+pub fn replace_lesson_with_text(conn: &Connection, lesson: &NewLesson, text: Option<IndexText>) -> Result<Vec<Hash>> {
+    let (rowid, dropped) = replace_lesson_rows(conn, lesson)?;
+    index_lesson(conn, rowid, lesson, text)?;
+    Ok(dropped)
+}
+
+/// `replace_lesson` without the search index: the lesson's row and its files' rows. Returns
+/// the lesson's rowid, for `index_lesson` in the same transaction, and the contents dropped.
+///
+/// An import of many lessons writes every lesson's rows first and indexes them after, in rowid
+/// order. A statement that opens a savepoint (every insert into `files` does, for its
+/// triggers) makes FTS5 write out what it holds as a new segment; indexing each lesson right
+/// after its rows wrote one small segment per lesson, and merged them again and again.
+pub fn replace_lesson_rows(conn: &Connection, lesson: &NewLesson) -> Result<(i64, Vec<Hash>)> {
     let meta = &lesson.meta;
     let total: u64 = lesson.files.iter().map(|f| f.size).sum();
     let existing: Option<i64> = conn
@@ -215,7 +229,13 @@ pub fn replace_lesson_with_text(conn: &Connection, lesson: &NewLesson, text: Opt
         delete.execute(params![rowid, path])?;
         dropped.extend(<[u8; 32]>::try_from(hash).ok().map(Hash));
     }
-    // In the same transaction, so search shows exactly the lessons that are visible.
+    Ok((rowid, dropped))
+}
+
+/// Indexes `lesson`, whose rows `replace_lesson_rows` wrote at `rowid`, for search: in the
+/// same transaction, so search shows exactly the lessons that are visible.
+pub fn index_lesson(conn: &Connection, rowid: i64, lesson: &NewLesson, text: Option<IndexText>) -> Result<()> {
+    let meta = &lesson.meta;
     super::search::index_lesson(
         conn,
         rowid,
@@ -224,8 +244,7 @@ pub fn replace_lesson_with_text(conn: &Connection, lesson: &NewLesson, text: Opt
         &meta.entry,
         &lesson.files,
         text,
-    )?;
-    Ok(dropped)
+    )
 }
 
 /// The part hashes of publisher `key`'s visible lessons: lesson id -> part.

@@ -28,13 +28,13 @@ pub use blobs::{
 pub use catalogue::{
     FileEntry, FileHit, LessonFilter, LessonRow, NewLesson, Origin, Shelf, SyncResult, collect_garbage,
     collect_garbage_after_import, count_lessons, current_digest, files_of, files_using, find_file, get_lesson,
-    get_manifest, get_part, latest_seq, lesson_parts, list_all_lessons, list_lessons, miscounted_blobs, part_of,
-    prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson, replace_lesson,
-    replace_lesson_with_text, set_seq, shelves, sync_results,
+    get_manifest, get_part, index_lesson, latest_seq, lesson_parts, list_all_lessons, list_lessons, miscounted_blobs,
+    part_of, prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson,
+    replace_lesson, replace_lesson_rows, replace_lesson_with_text, set_seq, shelves, sync_results,
 };
 pub use readahead::{RandomReads, Reads};
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};
-pub use search::{Found, index_missing, lesson_text, search_index, settle_index};
+pub use search::{Found, IndexText, index_missing, lesson_text, search_index, settle_index};
 pub use usage::{UsageRow, add_usage, usage_between};
 
 /// Errors of the store layer.

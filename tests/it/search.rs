@@ -461,3 +461,66 @@ fn a_store_made_before_search_is_indexed_when_opened() {
         .expect("count");
     assert_eq!(indexed, lessons);
 }
+
+/// How many segments the store's search index has, from FTS5's structure record (its
+/// cookie, an optional version marker, then the number of levels and of segments as varints).
+fn index_segments(data: &Path) -> u8 {
+    let conn = rusqlite::Connection::open(data.join("dars.sqlite")).expect("store");
+    let record: Vec<u8> = conn
+        .query_row("SELECT block FROM lesson_fts_data WHERE id = 10", [], |r| r.get(0))
+        .expect("structure record");
+    let at = if record[4..8] == [0xff, 0, 0, 1] { 8 } else { 4 };
+    let segments = record[at + 1];
+    assert!(record[at] < 0x80 && segments < 0x80, "one-byte varints in this test");
+    segments
+}
+
+#[test]
+fn an_update_of_many_lessons_adds_one_segment_to_the_search_index() {
+    let work = tempfile::tempdir().expect("work");
+    let key = SecretKey::generate().expect("key");
+    let trusted = ImportPackageOptions {
+        trusted: vec![key.public()],
+        allow_downgrade: false,
+    };
+    let publish = |version: &str, seq: u64, lessons: &[(String, String)]| {
+        let src = work.path().join(format!("src-{version}"));
+        for (id, word) in lessons {
+            let page = format!("<html><body><p>{word} and the rest of lesson {id}</p></body></html>");
+            crate::common::write_lesson(&src, id, &[("index.html", page.as_bytes())]);
+        }
+        let mut opts = PublishOptions::new(SecretKey::parse_file(&key.to_file_text()).expect("same key"));
+        opts.seq = Some(seq);
+        opts.zstd_level = 3;
+        let out = work.path().join(format!("pkg-{version}"));
+        let scan = dars::service::scan_folder(&src).expect("scan");
+        dars::service::package::publish(scan, &out, &opts, &Progress::new()).expect("publish");
+        out
+    };
+    let v1: Vec<(String, String)> = (0..24).map(|i| (format!("l{i:02}"), format!("old{i}"))).collect();
+    let data = work.path().join("data");
+    let library = Library::open(&data).expect("open");
+    library
+        .import_package(&publish("v1", 1, &v1), &trusted, &Progress::new())
+        .expect("import v1");
+    assert_eq!(index_segments(&data), 1, "a first import leaves its index merged");
+
+    // Version 2 changes ten lessons (their rowids are old) and adds two (new rowids).
+    let mut v2 = v1.clone();
+    for (i, lesson) in v2.iter_mut().enumerate().take(10) {
+        lesson.1 = format!("new{i}");
+    }
+    v2.push(("m1".to_owned(), "added1".to_owned()));
+    v2.push(("m2".to_owned(), "added2".to_owned()));
+    let report = library
+        .import_package(&publish("v2", 2, &v2), &trusted, &Progress::new())
+        .expect("import v2");
+    assert_eq!((report.updated.len(), report.added.len()), (10, 2));
+    // Indexed lesson by lesson, each lesson's rows made FTS5 write the one before as a
+    // segment of its own: 12 more here.
+    assert_eq!(index_segments(&data), 2, "the twelve lessons went into one new segment");
+    assert_eq!(library_ids(&library, "new3"), ["l03"]);
+    assert!(library_ids(&library, "old3").is_empty());
+    assert_eq!(library_ids(&library, "old12"), ["l12"]);
+    assert_eq!(library_ids(&library, "added2"), ["m2"]);
+}

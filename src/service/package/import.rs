@@ -17,7 +17,7 @@ use crate::package::{
     check_root, decode_part, dict_path, lesson_part_path, part_count, part_path,
 };
 use crate::service::{Progress, ServiceError};
-use crate::store::{self, BlobWriter, FileEntry, Hash, NewLesson, Origin, Storage, StoredBlob, Variant};
+use crate::store::{self, BlobWriter, FileEntry, Hash, IndexText, NewLesson, Origin, Storage, StoredBlob, Variant};
 
 /// zstd blobs are decoded in memory; the publisher keeps text this small.
 const MAX_TEXT: u64 = 64 * 1024 * 1024;
@@ -895,6 +895,7 @@ fn write_lessons(
         store::write_blob(&tx, blob)?;
     }
     let mut stale_parts = Vec::new();
+    let mut to_index = Vec::new();
     for m in manifests {
         if !m.key.is_empty() {
             store::put_manifest(&tx, &m.key, m.seq, &m.publisher, &m.bytes, &m.signature)?;
@@ -920,19 +921,19 @@ fn write_lessons(
             let part = new.part;
             let before = store::current_digest(&tx, &lesson.id)?;
             let old_part = store::part_of(&tx, &lesson.id)?;
-            if before == Some(new.digest()) && old_part == part {
+            let same = before == Some(new.digest());
+            if same && old_part == part {
                 store::set_seq(&tx, &lesson.id, new.seq)?;
                 report.unchanged.push(lesson.id.clone());
                 continue;
             }
-            let text = texts.take(&lesson.id);
-            report
-                .dropped
-                .extend(store::replace_lesson_with_text(&tx, &new, text.as_deref())?);
+            let (rowid, dropped) = store::replace_lesson_rows(&tx, &new)?;
+            report.dropped.extend(dropped);
+            to_index.push((rowid, new));
             if let Some(old) = old_part.filter(|old| Some(*old) != part) {
                 stale_parts.push(old);
             }
-            if before == Some(new.digest()) {
+            if same {
                 // Same lesson, now also known by its part: not an update a user would see.
                 report.unchanged.push(lesson.id.clone());
                 continue;
@@ -943,6 +944,13 @@ fn write_lessons(
                 report.added.push(lesson.id.clone());
             }
         }
+    }
+    // Indexed after every lesson's rows, in rowid order, so FTS5 writes its segments only
+    // when it holds enough (see `store::replace_lesson_rows`).
+    to_index.sort_by_key(|(rowid, _)| *rowid);
+    for (rowid, new) in &to_index {
+        let text = texts.take(&new.meta.id);
+        store::index_lesson(&tx, *rowid, new, text)?;
     }
     store::prune_parts(&tx, &stale_parts)?;
     store::prune_manifests(&tx)?;
@@ -994,8 +1002,8 @@ const PARALLEL_TEXT_MIN: usize = 16;
 /// text when it reaches that lesson. Empty for a small update (each lesson then reads its own
 /// text inside the transaction, so its last blobs can stay in that one transaction).
 struct LessonTexts<'m> {
-    ready: HashMap<&'m str, String>,
-    incoming: Option<std::sync::mpsc::Receiver<(&'m str, String)>>,
+    ready: HashMap<&'m str, IndexText>,
+    incoming: Option<std::sync::mpsc::Receiver<(&'m str, IndexText)>>,
 }
 
 impl<'m> LessonTexts<'m> {
@@ -1029,6 +1037,7 @@ impl<'m> LessonTexts<'m> {
                         return;
                     };
                     let text = store::lesson_text(&reader, &lesson.entry, &file_entries(lesson));
+                    let text = IndexText::of(&text);
                     // The writer has stopped (an error) when the channel is closed.
                     if sender.send((lesson.id.as_str(), text)).is_err() {
                         return;
@@ -1044,7 +1053,7 @@ impl<'m> LessonTexts<'m> {
 
     /// The text of lesson `id`, waiting for it if it is being extracted. None when no thread
     /// extracted it: the lesson's own transaction then reads it.
-    fn take(&mut self, id: &str) -> Option<String> {
+    fn take(&mut self, id: &str) -> Option<IndexText> {
         if let Some(text) = self.ready.remove(id) {
             return Some(text);
         }
