@@ -7,7 +7,7 @@ use std::io::Read;
 use rayon::prelude::*;
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::media::{is_compressible, media_type};
+use super::media::{media_type, worth_compressing};
 use super::progress::Progress;
 use super::scan::{FileSource, Scan, ScannedFile, ScannedLesson};
 use super::{ServiceError, io_error};
@@ -135,25 +135,26 @@ fn import_lesson(
             .map(|file| {
                 let raw = read_whole(lesson, file)?;
                 let media = media_type(&file.path, &raw);
-                Ok((Hash::of(&raw), raw, media))
+                let compress = worth_compressing(&media, &raw);
+                Ok((Hash::of(&raw), raw, (media, compress)))
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;
         let mut work = Vec::new();
-        for (file, (hash, raw, media)) in group.iter().zip(loaded) {
+        for (file, (hash, raw, (media, compress))) in group.iter().zip(loaded) {
             entries.push(FileEntry {
                 path: file.path.clone(),
                 hash,
                 size: file.size,
-                media_type: media.clone(),
+                media_type: media,
             });
             if seen.insert(hash) && !store::blob_exists(conn, hash)? {
-                work.push((file, raw, media));
+                work.push((file, raw, compress));
             }
         }
         let blobs = work
             .into_par_iter()
-            .map(|(file, raw, media)| {
-                store::prepare_blob(raw, is_compressible(&media), opts.zstd_level)
+            .map(|(file, raw, compress)| {
+                store::prepare_blob(raw, compress, opts.zstd_level)
                     .map_err(|e| io_error(&lesson.dir.join(&file.path), e))
             })
             .collect::<Result<Vec<_>, ServiceError>>()?;

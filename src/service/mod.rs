@@ -37,7 +37,7 @@ pub use cache::BODY_LIMIT;
 pub use health::{Disk, Health, disk_space};
 pub use import::{ImportOptions, ImportReport};
 pub use lessons::ConsoleLesson;
-pub use media::{is_compressible, media_type};
+pub use media::{media_type, worth_compressing};
 pub use monitor::Figures;
 pub use offline::{OfflineFile, OfflineOptions, PackRequest, Separate};
 pub use progress::{Progress, Snapshot};

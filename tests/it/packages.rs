@@ -1135,6 +1135,80 @@ async fn a_dictionary_package_round_trips_and_is_never_sent_as_zstd() {
     server.stop().await;
 }
 
+/// Files whose names say nothing of their type (Qt's `.index`, a bare `NOTES`) travel and are
+/// kept compressed when their bytes are text, and served as they were; binary ones stay raw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_no_known_type_are_compressed_when_their_bytes_are_text() {
+    let work = tempfile::tempdir().expect("work");
+    let w = work.path();
+    let publisher = Publisher::new();
+    let mut index = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<INDEX project=\"QtCore\">\n");
+    for i in 0..600 {
+        index.push_str(&format!(
+            "  <class name=\"QObject{i}\" href=\"qobject{i}.html\" status=\"active\" since=\"5.{}\"/>\n",
+            i % 15
+        ));
+    }
+    index.push_str("</INDEX>\n");
+    let mut files = Files::new();
+    files.insert(
+        "index.html".to_owned(),
+        b"<html><body><p>Qt index</p></body></html>".to_vec(),
+    );
+    files.insert("qtcore.index".to_owned(), index.into_bytes());
+    files.insert(
+        "NOTES".to_owned(),
+        "Dərsin qeydləri: kəsr, say.\n".repeat(200).into_bytes(),
+    );
+    let mut binary = pseudo_random_bytes(20_000, 7);
+    binary[100] = 0;
+    files.insert("model.bin".to_owned(), binary);
+    write_lesson_folder(&w.join("src"), "qt-index", "Qt", "en", 9, &files);
+
+    let pkg = w.join("pkg");
+    publisher.publish(&w.join("src"), &pkg, 1);
+    let (_, manifest) = manifest_of(&pkg);
+    let entry = |path: &str| {
+        manifest.lessons[0]
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("{path} in the manifest"))
+            .clone()
+    };
+    for path in ["qtcore.index", "NOTES"] {
+        let file = entry(path);
+        assert_eq!(file.media_type, "application/octet-stream", "{path}");
+        assert_eq!(file.encoding, dars::package::Encoding::Zstd, "{path} travels raw");
+        assert!(
+            file.stored_size * 4 < file.size,
+            "{path}: {} of {} bytes",
+            file.stored_size,
+            file.size
+        );
+    }
+    assert_eq!(entry("model.bin").encoding, dars::package::Encoding::Raw);
+
+    // Imported from the package and from the folder: both keep the text compressed, and a
+    // phone gets every byte back.
+    let server = TestServer::start(|data| {
+        import_pkg(data, &pkg, &publisher.trusting()).expect("import");
+    })
+    .await;
+    assert_served(&server, "qt-index", &files).await;
+    server.stop().await;
+    let folder = w.join("folder-store");
+    crate::common::import(&folder, &w.join("src"));
+    let conn = rusqlite::Connection::open(folder.join("dars.sqlite")).expect("store");
+    for (path, storage) in [("qtcore.index", 1), ("NOTES", 1), ("model.bin", 0)] {
+        let hash = Hash::of(&files[path]);
+        let stored: i64 = conn
+            .query_row("SELECT storage FROM blobs WHERE hash = ?1", [&hash.0[..]], |r| r.get(0))
+            .expect("blob");
+        assert_eq!(stored, storage, "{path} (1: compressed text, 0: raw)");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real FAT32 stick (through FUSE: fusefat)
 

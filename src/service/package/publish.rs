@@ -15,7 +15,7 @@ use crate::package::{
     ROOT_FORMAT, Root, RootLesson, Signed, blob_path, dict_path, encode_part, lesson_part_path, manifest_name,
     now_rfc3339, part_count, part_path,
 };
-use crate::service::media::{is_compressible, media_type};
+use crate::service::media::{media_type, worth_compressing};
 use crate::service::scan::{FileSource, Scan, ScannedFile};
 use crate::service::{Progress, ServiceError, io_error};
 use crate::store::Hash;
@@ -126,8 +126,8 @@ pub fn publish(
             .map(|file| hash_file(&lesson.dir, file))
             .collect::<Result<Vec<_>, ServiceError>>()?;
         let mut files = Vec::new();
-        for (file, (hash, media)) in lesson.files.iter().zip(hashed) {
-            let text = is_compressible(&media) && file.size <= TEXT_LIMIT && file.size > 0;
+        for (file, (hash, media, compress)) in lesson.files.iter().zip(hashed) {
+            let text = compress && file.size <= TEXT_LIMIT && file.size > 0;
             contents.entry(hash).or_insert(Content { hash, file, text });
             files.push(ManifestFile {
                 path: file.path.clone(),
@@ -259,9 +259,14 @@ fn newest_published(out: &Path, fingerprint: &str) -> Result<Option<(u64, String
         .max())
 }
 
-fn hash_file(dir: &Path, file: &ScannedFile) -> Result<(Hash, String), ServiceError> {
+/// The file's hash, its media type and whether it is worth compressing (`worth_compressing`).
+fn hash_file(dir: &Path, file: &ScannedFile) -> Result<(Hash, String, bool), ServiceError> {
     match &file.source {
-        FileSource::Memory(bytes) => Ok((Hash::of(bytes), media_type(&file.path, bytes))),
+        FileSource::Memory(bytes) => {
+            let media = media_type(&file.path, bytes);
+            let compress = worth_compressing(&media, bytes);
+            Ok((Hash::of(bytes), media, compress))
+        }
         FileSource::Disk(path) => {
             let open = || std::fs::File::open(path).map_err(|e| io_error(path, e));
             let (hash, _) = crate::store::hash_reader(open()?).map_err(|e| io_error(path, e))?;
@@ -271,7 +276,9 @@ fn hash_file(dir: &Path, file: &ScannedFile) -> Result<(Hash, String), ServiceEr
                 .take(limit)
                 .read_to_end(&mut head)
                 .map_err(|e| io_error(&dir.join(&file.path), e))?;
-            Ok((hash, media_type(&file.path, &head)))
+            let media = media_type(&file.path, &head);
+            let compress = worth_compressing(&media, &head);
+            Ok((hash, media, compress))
         }
     }
 }
