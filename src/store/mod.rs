@@ -255,6 +255,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        // Set in .cargo/config.toml (LIBSQLITE3_FLAGS): with the statistics, every allocation
+        // of every connection takes one global mutex.
+        let conn = Connection::open_in_memory().expect("memory database");
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .and_then(|mut stmt| stmt.query_map([], |r| r.get(0))?.collect())
+            .expect("compile options");
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite keeps memory statistics: {options:?}"
+        );
+    }
+
+    #[test]
     fn a_nudged_checkpointer_copies_the_log_into_the_database() {
         let dir = tempfile::tempdir().expect("dir");
         let conn = open(dir.path()).expect("open");
