@@ -135,14 +135,8 @@ pub fn current_digest(conn: &Connection, id: &str) -> Result<Option<[u8; 32]>> {
 /// rewrites only their rows (and index entries), not the whole lesson's. Returns the contents
 /// the older version used that this one does not (for `collect_garbage_after_import`).
 pub fn replace_lesson(conn: &Connection, lesson: &NewLesson) -> Result<Vec<Hash>> {
-    replace_lesson_with_text(conn, lesson, None)
-}
-
-/// `replace_lesson` with the lesson's search text when the caller has extracted it already
-/// (`search::lesson_text`, e.g. on several threads before the transaction).
-pub fn replace_lesson_with_text(conn: &Connection, lesson: &NewLesson, text: Option<IndexText>) -> Result<Vec<Hash>> {
     let (rowid, dropped) = replace_lesson_rows(conn, lesson)?;
-    index_lesson(conn, rowid, lesson, text)?;
+    index_lesson(conn, rowid, lesson, None)?;
     Ok(dropped)
 }
 

@@ -30,7 +30,7 @@ pub use catalogue::{
     collect_garbage_after_import, count_lessons, current_digest, files_of, files_using, find_file, get_lesson,
     get_manifest, get_part, index_lesson, latest_seq, lesson_parts, list_all_lessons, list_lessons, miscounted_blobs,
     part_of, prune_manifests, prune_parts, publishers, put_manifest, put_part, record_sync, remove_lesson,
-    replace_lesson, replace_lesson_rows, replace_lesson_with_text, set_seq, shelves, sync_results,
+    replace_lesson, replace_lesson_rows, set_seq, shelves, sync_results,
 };
 pub use readahead::{RandomReads, Reads};
 pub use schema::{SCHEMA_VERSION, migrate, schema_version};

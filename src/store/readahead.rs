@@ -51,10 +51,9 @@ impl Drop for RandomReads {
 }
 
 /// How a store connection reads its file, from the moment it opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reads {
     /// With the kernel's read-ahead (`dars serve`: phones read a content's pages in order).
-    #[default]
     AsUsual,
     /// Only the pages asked for: for a command that opens the store only to import or sync.
     /// Its reads before the import proper (the schema check) would otherwise start
